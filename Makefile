@@ -1,0 +1,29 @@
+# Two entry points for a fresh machine: `make demo` (the main job on the embedded default) and `make test`.
+# Both create .venv and install the pinned requirements on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export DS_BUILD_OPS ?= 0
+# One thread per process: tiny-model training on this 2-core machine is 20-100x slower with more.
+export OMP_NUM_THREADS ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: venv test demo folds clean-demo
+
+$(VENV)/.installed: requirements.txt requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-test.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: venv
+	$(PY) -m pytest -q tests
+
+# Fold the embedded sample data (the first step of the pipeline).
+folds: venv
+	$(PY) make_folds.py --train_file data/sample/train_QC.jsonl --test_file data/sample/test_QC.jsonl --output_dir outputs/demo/folds_qc
+	$(PY) make_folds.py --train_file data/sample/train_QI.jsonl --test_file data/sample/test_QI.jsonl --output_dir outputs/demo/folds_qi
+
+demo: folds

@@ -1,0 +1,614 @@
+"""The last-token relevance classifier shared by run_relevance.py (training) and make_submission.py (inference).
+
+What lives here, so that training and prediction can never disagree:
+
+- the prompt templates and `build_input_text` (one place where the model's input text is built);
+- `encode_examples`: tokenisation that truncates the target (category path or item title), never the query;
+- `LastTokenClassifier`: a text backbone loaded with `AutoModel` (for a multimodal Gemma-3 checkpoint, only its
+  language model: no vision tower in memory) plus a bias-free linear score head kept in float32. A decoder pools
+  the hidden state of the last non-padding token, found from the attention mask (right or left padding, and
+  pad == EOS, all work); an encoder (XLM-R / BERT) pools its first token;
+- `build_classifier` (score head initialised at random or from the LM-head rows of answer tokens such as
+  "no"/"yes", as LLM rerankers do), `load_for_inference` (base model loaded once, one or several adapters
+  applied) and `predict_probabilities`.
+
+`probability` is always P(relevant): softmax(logits)[:, 1] with two labels, sigmoid(logit) with one.
+"""
+
+import inspect
+import json
+import logging
+import math
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+logger = logging.getLogger(__name__)
+
+TASKS = ("qc", "qi")
+TEMPLATES = ("bare", "instruct")
+POOLINGS = ("auto", "last", "first")
+SCORE_INITS = ("random", "answer_tokens")
+# Written beside the adapter: everything prediction needs to rebuild the exact training-time input and head.
+SETTINGS_NAME = "relevance_config.json"
+
+# Target names and questions of the instruct template, per task.
+_TARGET_NAME = {"qc": "Category", "qi": "Product title"}
+_QUESTION = {
+    "qc": "Is the product category relevant to the search query? Answer yes or no.",
+    "qi": "Is the product title relevant to the search query? Answer yes or no.",
+}
+_BARE_SEPARATOR = " [SEP] "
+
+# Multimodal checkpoints store the language model under one of these prefixes (Hub layout and in-memory layout).
+_LANGUAGE_MODEL_KEY_MAPPING = {r"^language_model\.model\.": "", r"^model\.language_model\.": ""}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Input text
+# --------------------------------------------------------------------------------------------------------------
+
+
+def format_query(query: str, query_en=None) -> str:
+    """The query part of the input: `"{query} - {query_en}"` (the winners' form) when a different translation
+    exists, else the query alone."""
+    query = "" if query is None else str(query)
+    if query_en is None:
+        return query
+    query_en = str(query_en).strip()
+    if not query_en or query_en == query.strip():
+        return query
+    return f"{query} - {query_en}"
+
+
+def _check_task(task: str) -> str:
+    task = str(task).lower()
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    return task
+
+
+def build_input_parts(task: str, query: str, target: str, query_en=None, template: str = "instruct"):
+    """Split the input text into `(head, target, tail)` so that the target alone can be truncated.
+
+    - `bare`: `"{query} [SEP] {target}"` (the winners' form, no task name);
+    - `instruct`: a short instruction naming the task, the query, the target, ending with `"Answer:"` right before
+      the answer token, so that the last token is where a language model would say yes or no.
+    """
+    task = _check_task(task)
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown template {template!r}; expected one of {TEMPLATES}")
+    query_text = format_query(query, query_en)
+    target = "" if target is None else str(target)
+    if template == "bare":
+        return f"{query_text}{_BARE_SEPARATOR}", target, ""
+    head = f"{_QUESTION[task]}\nQuery: {query_text}\n{_TARGET_NAME[task]}: "
+    return head, target, "\nAnswer:"
+
+
+def build_input_text(task: str, query: str, target: str, query_en=None, template: str = "instruct") -> str:
+    """The model's input text for one (query, target) pair; see `build_input_parts`."""
+    return "".join(build_input_parts(task, query, target, query_en=query_en, template=template))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Tokenisation: truncate the target, never the query
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _truncate_one(tokenizer, head: str, target: str, tail: str, max_length: int):
+    """Tokenise `head + target + tail`, cutting the target at a token boundary until the whole fits in
+    `max_length`. Returns `(encoding, target_was_cut, query_too_long)`; the head (with the query) is never cut."""
+    cut = False
+    for _ in range(8):
+        text = head + target + tail
+        enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
+        excess = len(enc["input_ids"]) - max_length
+        if excess <= 0:
+            return enc, cut, False
+        start, end = len(head), len(head) + len(target)
+        # Tokens lying inside the target span, in order (special tokens have empty (0, 0) offsets).
+        target_tokens = [(s, e) for s, e in enc["offset_mapping"] if e > s and s >= start and e <= end]
+        if not target_tokens:
+            break
+        keep = len(target_tokens) - excess
+        cut = True
+        target = "" if keep <= 0 else target[: target_tokens[keep - 1][1] - start].rstrip()
+        if keep <= 0:
+            break
+    enc = tokenizer(head + target + tail, add_special_tokens=True, return_offsets_mapping=True)
+    return enc, cut, len(enc["input_ids"]) > max_length
+
+
+def encode_examples(tokenizer, tasks, queries, targets, queries_en=None, template="instruct", max_length=256):
+    """Tokenise a batch of examples (lists of equal length; `queries_en` may be None or contain None).
+
+    Returns `{"input_ids", "attention_mask", "target_truncated", "query_too_long"}`: the last two are per-row
+    booleans so the caller can count and report them. A row whose head (instruction + query) alone exceeds
+    `max_length` keeps its whole query with an empty target and is flagged `query_too_long`.
+    """
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError("encode_examples needs a fast tokenizer (offset mappings are used to cut the target)")
+    n = len(queries)
+    if queries_en is None:
+        queries_en = [None] * n
+    parts = [
+        build_input_parts(task, q, t, query_en=q_en, template=template)
+        for task, q, t, q_en in zip(tasks, queries, targets, queries_en)
+    ]
+    texts = ["".join(p) for p in parts]
+    enc = tokenizer(texts, add_special_tokens=True)
+    input_ids, attention_mask = list(enc["input_ids"]), list(enc["attention_mask"])
+    truncated, too_long = [False] * n, [False] * n
+    for i, ids in enumerate(input_ids):
+        if len(ids) > max_length:
+            one, truncated[i], too_long[i] = _truncate_one(tokenizer, *parts[i], max_length)
+            input_ids[i], attention_mask[i] = one["input_ids"], one["attention_mask"]
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "target_truncated": truncated,
+        "query_too_long": too_long,
+    }
+
+
+def prepare_tokenizer(tokenizer):
+    """Give the tokenizer a pad token (its EOS when it has none): pooling reads the attention mask, not the
+    pad id, so pad == EOS is safe."""
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ValueError("the tokenizer has neither a pad token nor an EOS token to pad with")
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------------------------------
+
+
+def pool_hidden_states(hidden_states: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Pick one hidden state per row: the last (`"last"`) or first (`"first"`) position whose attention mask is 1.
+
+    Correct with right padding, left padding, and when the pad token equals EOS (the mask, not the token id,
+    says what is padding).
+    """
+    batch, length = attention_mask.shape
+    positions = torch.arange(length, device=attention_mask.device).expand(batch, length)
+    real = attention_mask.to(torch.bool)
+    if pooling == "last":
+        index = torch.where(real, positions, torch.full_like(positions, -1)).max(dim=-1).values
+    elif pooling == "first":
+        index = torch.where(real, positions, torch.full_like(positions, length)).min(dim=-1).values
+    else:
+        raise ValueError(f"unknown pooling {pooling!r}")
+    if (index < 0).any() or (index >= length).any():
+        raise ValueError("a row of the batch has no token with attention_mask == 1")
+    return hidden_states[torch.arange(batch, device=hidden_states.device), index.to(hidden_states.device)]
+
+
+def probabilities_from_logits(logits) -> np.ndarray:
+    """P(relevant) from the score head's logits: sigmoid for one logit, softmax[:, 1] for two."""
+    logits = torch.as_tensor(np.asarray(logits), dtype=torch.float32)
+    if logits.ndim == 1 or logits.shape[-1] == 1:
+        return torch.sigmoid(logits.reshape(-1)).numpy()
+    return torch.softmax(logits, dim=-1)[:, 1].numpy()
+
+
+class LastTokenClassifier(PreTrainedModel):
+    """Text backbone + bias-free float32 linear score head on one pooled hidden state.
+
+    `forward(input_ids, attention_mask, labels)` returns a `SequenceClassifierOutput`. The loss is the mean
+    cross-entropy of the rows (label smoothing optional). When the Trainer passes `num_items_in_batch` (the
+    number of labelled rows over all gradient-accumulation micro-batches), the loss is the sum over this
+    micro-batch divided by it, so that the summed micro-batch losses, i.e. what the Trainer logs, are the true
+    mean cross-entropy of the optimizer step, even with uneven micro-batches.
+    """
+
+    config_class = PreTrainedConfig
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = True
+    # The wrapper adds no attention of its own: whatever the backbone supports, it supports.
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    # Tells the Trainer to pass `num_items_in_batch` and not to divide the loss again by the accumulation steps.
+    accepts_loss_kwargs = True
+
+    def __init__(
+        self,
+        config,
+        backbone: nn.Module,
+        num_labels: int = 2,
+        pooling: str = "last",
+        label_smoothing: float = 0.0,
+    ):
+        super().__init__(config)
+        if num_labels not in (1, 2):
+            raise ValueError(f"num_labels must be 1 (sigmoid) or 2 (softmax), got {num_labels}")
+        if pooling not in ("last", "first"):
+            raise ValueError(f"pooling must be 'last' or 'first', got {pooling!r}")
+        self.model = backbone
+        self.num_labels = num_labels
+        self.pooling = pooling
+        self.label_smoothing = float(label_smoothing)
+        self.is_decoder_backbone = pooling == "last"
+        self.score = nn.Linear(config.hidden_size, num_labels, bias=False, dtype=torch.float32)
+        self.post_init()
+
+    def init_weights(self):
+        # The backbone is already loaded: only the new head is initialised (never the pretrained weights).
+        std = getattr(self.config, "initializer_range", 0.02)
+        with torch.no_grad():
+            self.score.weight.normal_(mean=0.0, std=std)
+
+    def get_input_embeddings(self):
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self):
+        return None
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        inputs_embeds=None,
+        labels=None,
+        num_items_in_batch=None,
+        **kwargs,
+    ):
+        if attention_mask is None:
+            reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
+            attention_mask = torch.ones(reference.shape[:2], dtype=torch.long, device=reference.device)
+        backbone_kwargs = {"use_cache": False} if self.is_decoder_backbone else {}
+        outputs = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **backbone_kwargs
+        )
+        pooled = pool_hidden_states(outputs.last_hidden_state, attention_mask, self.pooling)
+        logits = self.score(pooled.to(self.score.weight.dtype))
+
+        loss = None
+        if labels is not None:
+            labels = labels.to(logits.device).long().reshape(-1)
+            if self.num_labels == 1:
+                eps = self.label_smoothing
+                targets = labels.float() * (1.0 - eps) + 0.5 * eps
+                per_row = F.binary_cross_entropy_with_logits(logits.reshape(-1).float(), targets, reduction="none")
+            else:
+                per_row = F.cross_entropy(
+                    logits.float(), labels, reduction="none", label_smoothing=self.label_smoothing
+                )
+            if num_items_in_batch is not None:
+                loss = per_row.sum() / torch.as_tensor(num_items_in_batch, device=per_row.device).float()
+            else:
+                loss = per_row.mean()
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def resolve_pooling(config, pooling: str = "auto") -> str:
+    """`auto`: first-token pooling for encoder (masked-LM) architectures, last-token pooling otherwise."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; expected one of {POOLINGS}")
+    if pooling != "auto":
+        return pooling
+    return "first" if config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES else "last"
+
+
+def _torch_dtype(dtype):
+    """`auto`/None -> bfloat16 on a GPU that supports it, float32 otherwise (CPU training in bf16 is slow and
+    lossy); names map to torch dtypes."""
+    if dtype is None or dtype == "auto":
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    return getattr(torch, str(dtype))
+
+
+def _auto_model_class(config, trust_remote_code):
+    try:
+        return AutoModel._model_mapping[type(config)]
+    except (KeyError, ValueError):
+        return None
+
+
+def load_backbone(
+    model_name_or_path: str,
+    dtype=None,
+    attn_implementation=None,
+    revision=None,
+    trust_remote_code: bool = False,
+    quantization_config=None,
+    device_map=None,
+    token=None,
+):
+    """Load the text backbone with `AutoModel` (no LM head). For a multimodal checkpoint whose config has a
+    `text_config` (Gemma-3 4B/12B/27B), only the language model is built and loaded: the vision tower's weights
+    are never materialised. Returns `(backbone, text_config)`."""
+    config = AutoConfig.from_pretrained(
+        model_name_or_path, revision=revision, trust_remote_code=trust_remote_code, token=token
+    )
+    text_config = config.get_text_config()
+    kwargs = {
+        "dtype": _torch_dtype(dtype),
+        "revision": revision,
+        "trust_remote_code": trust_remote_code,
+        "token": token,
+    }
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+
+    multimodal = text_config is not config
+    if multimodal:
+        logger.info(
+            "%s is a %s checkpoint: loading only its language model (%s), no vision tower",
+            model_name_or_path,
+            type(config).__name__,
+            type(text_config).__name__,
+        )
+        backbone, info = AutoModel.from_pretrained(
+            model_name_or_path,
+            config=text_config,
+            key_mapping=_LANGUAGE_MODEL_KEY_MAPPING,
+            output_loading_info=True,
+            **kwargs,
+        )
+        # The language model's weights must all come from the checkpoint; a random one would train silently.
+        if info["missing_keys"]:
+            missing = sorted(info["missing_keys"])
+            raise ValueError(
+                f"{model_name_or_path}: {len(missing)} language-model weights were not found in the checkpoint "
+                f"(first: {missing[:5]}); its weight names do not follow a known multimodal layout"
+            )
+        skipped = len(info["unexpected_keys"])
+        logger.info("skipped %d non-language-model tensors (vision tower, projector, LM head)", skipped)
+        backbone.config._name_or_path = model_name_or_path
+    else:
+        # An encoder's pooler is unused by first-token pooling (and absent from masked-LM checkpoints): not built,
+        # it stays out of LoRA, of DDP's unused-parameter check and of the "newly initialised" warnings.
+        model_class = _auto_model_class(config, trust_remote_code)
+        if model_class is not None and "add_pooling_layer" in inspect.signature(model_class.__init__).parameters:
+            kwargs["add_pooling_layer"] = False
+        backbone = AutoModel.from_pretrained(model_name_or_path, config=config, **kwargs)
+    if getattr(backbone, "pooler", None) is not None:
+        backbone.pooler = None
+    return backbone, backbone.config
+
+
+def answer_token_ids(tokenizer, answer_tokens) -> list:
+    """Token ids of the answer words (e.g. `["no", "yes"]`): for each word, the first of `" word"` / `"word"` that
+    is a single token (a leading space is how the word follows `"Answer:"`)."""
+    ids = []
+    for word in answer_tokens:
+        word = word.strip()
+        found = None
+        for candidate in (" " + word, word):
+            pieces = tokenizer.encode(candidate, add_special_tokens=False)
+            if len(pieces) == 1:
+                found = pieces[0]
+                break
+        if found is None:
+            raise ValueError(f"answer token {word!r} is not a single token of this tokenizer")
+        ids.append(found)
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"answer tokens {answer_tokens} map to the same token id")
+    return ids
+
+
+def _lm_head_rows(model_name_or_path, backbone, text_config, token_ids, revision=None, token=None) -> torch.Tensor:
+    """Rows `token_ids` of the checkpoint's LM head: the input embedding when tied, else the `lm_head.weight`
+    tensor read straight from the safetensors files (only those rows)."""
+    if getattr(text_config, "tie_word_embeddings", False):
+        weight = backbone.get_input_embeddings().weight
+        from transformers.integrations import is_deepspeed_zero3_enabled
+
+        if is_deepspeed_zero3_enabled():
+            import deepspeed
+
+            with deepspeed.zero.GatheredParameters([weight], modifier_rank=None):
+                return weight[token_ids].detach().float().clone()
+        return weight[token_ids].detach().float().clone()
+
+    from safetensors import safe_open
+    from transformers.utils import cached_file
+
+    index_file = cached_file(
+        model_name_or_path,
+        "model.safetensors.index.json",
+        revision=revision,
+        token=token,
+        _raise_exceptions_for_missing_entries=False,
+    )
+    if index_file:
+        with open(index_file) as f:
+            weight_map = json.load(f)["weight_map"]
+    else:
+        weight_map = None
+    candidates = ("lm_head.weight", "language_model.lm_head.weight", "model.lm_head.weight")
+    for key in candidates:
+        filename = weight_map.get(key) if weight_map is not None else "model.safetensors"
+        if filename is None:
+            continue
+        path = cached_file(model_name_or_path, filename, revision=revision, token=token)
+        with safe_open(path, framework="pt") as f:
+            if key not in f.keys():
+                continue
+            sliced = f.get_slice(key)
+            return torch.stack([sliced[i : i + 1][0] for i in token_ids]).float()
+    raise ValueError(f"{model_name_or_path}: no LM head tensor ({', '.join(candidates)}) to initialise the score from")
+
+
+def build_classifier(
+    model_name_or_path: str,
+    num_labels: int = 2,
+    pooling: str = "auto",
+    dtype=None,
+    attn_implementation=None,
+    revision=None,
+    trust_remote_code: bool = False,
+    quantization_config=None,
+    device_map=None,
+    score_init: str = "random",
+    answer_token_ids=None,
+    label_smoothing: float = 0.0,
+    token=None,
+    seed=None,
+) -> LastTokenClassifier:
+    """Load the backbone and put a fresh score head on it.
+
+    `score_init="answer_tokens"` copies the LM-head rows of `answer_token_ids` (negative class first, e.g.
+    no, yes) into the head: with two labels the rows themselves, with one label their difference (yes - no), so
+    the untrained classifier already scores like the language model's yes/no answer.
+    """
+    if score_init not in SCORE_INITS:
+        raise ValueError(f"unknown score_init {score_init!r}; expected one of {SCORE_INITS}")
+    backbone, text_config = load_backbone(
+        model_name_or_path,
+        dtype=dtype,
+        attn_implementation=attn_implementation,
+        revision=revision,
+        trust_remote_code=trust_remote_code,
+        quantization_config=quantization_config,
+        device_map=device_map,
+        token=token,
+    )
+    resolved = resolve_pooling(text_config, pooling)
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = LastTokenClassifier(text_config, backbone, num_labels=num_labels, pooling=resolved,
+                                label_smoothing=label_smoothing)
+    model.name_or_path = model_name_or_path
+    if score_init == "answer_tokens":
+        if not answer_token_ids or len(answer_token_ids) != 2:
+            raise ValueError("score_init='answer_tokens' needs two answer token ids (negative class first)")
+        rows = _lm_head_rows(model_name_or_path, backbone, text_config, list(answer_token_ids), revision, token)
+        with torch.no_grad():
+            model.score.weight.copy_(rows if num_labels == 2 else (rows[1] - rows[0]).unsqueeze(0))
+    device = next(backbone.parameters()).device
+    model.score.to(device)
+    return model
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Inference
+# --------------------------------------------------------------------------------------------------------------
+
+
+def read_settings(adapter_name_or_path: str, revision=None, token=None) -> dict:
+    """Read `relevance_config.json` from an adapter folder or Hub repo (what run_relevance.py saved there)."""
+    if os.path.isdir(adapter_name_or_path):
+        path = os.path.join(adapter_name_or_path, SETTINGS_NAME)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} not found: is {adapter_name_or_path} a run_relevance.py output?")
+    else:
+        from huggingface_hub import hf_hub_download
+
+        path = hf_hub_download(adapter_name_or_path, SETTINGS_NAME, revision=revision, token=token)
+    with open(path) as f:
+        return json.load(f)
+
+
+def load_for_inference(
+    adapters,
+    base_model_name_or_path=None,
+    dtype=None,
+    device=None,
+    attn_implementation="sdpa",
+    revision=None,
+    token=None,
+):
+    """Load the base model once and apply one or several adapters (LoRA + score head) trained by run_relevance.py.
+
+    `adapters`: a folder / Hub id, or a list of them (a fold ensemble). They are loaded as PEFT adapters named
+    `adapter_0`, `adapter_1`, ...; the first is active; switch with `model.set_adapter(name)`. Every adapter must
+    share the base model, number of labels, pooling, template and tasks of the first one (checked).
+
+    Returns `(model, tokenizer, settings)`: `settings` is the first adapter's relevance_config.json plus
+    `"adapter_names"`.
+    """
+    from peft import PeftModel
+
+    if isinstance(adapters, str):
+        adapters = [adapters]
+    if not adapters:
+        raise ValueError("load_for_inference needs at least one adapter")
+    all_settings = [read_settings(a, revision=revision, token=token) for a in adapters]
+    settings = dict(all_settings[0])
+    for name, other in zip(adapters[1:], all_settings[1:]):
+        for key in ("base_model_name_or_path", "num_labels", "pooling", "template", "tasks", "max_length"):
+            if other.get(key) != settings.get(key) and not (key == "base_model_name_or_path" and base_model_name_or_path):
+                raise ValueError(
+                    f"adapter {name} was trained with {key}={other.get(key)!r}, "
+                    f"but {adapters[0]} with {settings.get(key)!r}; they cannot share one base model"
+                )
+    base = base_model_name_or_path or settings["base_model_name_or_path"]
+    model = build_classifier(
+        base,
+        num_labels=settings["num_labels"],
+        pooling=settings["pooling"],
+        dtype=dtype,
+        attn_implementation=attn_implementation,
+        token=token,
+    )
+    names = [f"adapter_{i}" for i in range(len(adapters))]
+    model = PeftModel.from_pretrained(model, adapters[0], adapter_name=names[0], revision=revision, token=token)
+    for name, adapter in zip(names[1:], adapters[1:]):
+        model.load_adapter(adapter, adapter_name=name, revision=revision, token=token)
+    model.set_adapter(names[0])
+    model.eval()
+    if device is not None:
+        model.to(device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(adapters[0], revision=revision, token=token)
+    except (OSError, ValueError):
+        tokenizer = AutoTokenizer.from_pretrained(base, token=token)
+    prepare_tokenizer(tokenizer)
+    settings["adapter_names"] = names
+    return model, tokenizer, settings
+
+
+@torch.no_grad()
+def predict_probabilities(
+    model,
+    tokenizer,
+    tasks,
+    queries,
+    targets,
+    queries_en=None,
+    template="instruct",
+    max_length=256,
+    batch_size=32,
+    show_progress=True,
+) -> np.ndarray:
+    """P(relevant) for each row, with the same tokenisation as training. Rows are sorted by length internally
+    (less padding), and returned in input order."""
+    from tqdm.auto import tqdm
+
+    enc = encode_examples(tokenizer, tasks, queries, targets, queries_en, template=template, max_length=max_length)
+    order = np.argsort([len(ids) for ids in enc["input_ids"]], kind="stable")
+    device = next(model.parameters()).device
+    out = np.empty(len(order), dtype=np.float64)
+    model.eval()
+    batches = range(0, len(order), batch_size)
+    for start in tqdm(batches, desc="scoring", disable=not show_progress, total=math.ceil(len(order) / batch_size)):
+        rows = order[start : start + batch_size]
+        features = [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i]} for i in rows]
+        batch = tokenizer.pad(features, return_tensors="pt", pad_to_multiple_of=8)
+        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
+        out[rows] = probabilities_from_logits(logits.float().cpu())
+    return out

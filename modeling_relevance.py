@@ -612,3 +612,55 @@ def predict_probabilities(
         logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
         out[rows] = probabilities_from_logits(logits.float().cpu())
     return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Metrics (scikit-learn), shared by training (per-fold metrics) and prediction (threshold tuning on OOF)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def best_threshold(labels, probabilities):
+    """The probability threshold (predict relevant when `probability >= threshold`) that maximises F1 of the
+    positive class on these rows. Returns `(threshold, f1)`; `(0.5, 0.0)` when there is no positive row."""
+    from sklearn.metrics import precision_recall_curve
+
+    labels = np.asarray(labels).astype(int)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if labels.sum() == 0:
+        return 0.5, 0.0
+    precision, recall, thresholds = precision_recall_curve(labels, probabilities)
+    # The last (precision, recall) pair has no threshold: drop it.
+    precision, recall = precision[:-1], recall[:-1]
+    denominator = precision + recall
+    f1 = np.where(denominator > 0, 2 * precision * recall / np.where(denominator > 0, denominator, 1), 0.0)
+    best = int(np.argmax(f1))
+    return float(thresholds[best]), float(f1[best])
+
+
+def binary_metrics(labels, probabilities, threshold: float = 0.5, prior=None) -> dict:
+    """F1 / precision / recall of the positive class and accuracy at `threshold`, ROC-AUC, log-loss, the
+    log-loss of always predicting `prior` (default: this set's positive rate), the best threshold on this set
+    and the F1 there. ROC-AUC is None when only one class is present."""
+    from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_score, recall_score, roc_auc_score
+
+    labels = np.asarray(labels).astype(int)
+    probabilities = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1 - 1e-7)
+    predictions = (probabilities >= threshold).astype(int)
+    positive_rate = float(labels.mean()) if len(labels) else float("nan")
+    prior = positive_rate if prior is None else float(prior)
+    prior = min(max(prior, 1e-7), 1 - 1e-7)
+    both_classes = len(np.unique(labels)) == 2
+    threshold_star, f1_star = best_threshold(labels, probabilities)
+    return {
+        "num_examples": int(len(labels)),
+        "positive_rate": positive_rate,
+        "f1": float(f1_score(labels, predictions, zero_division=0)),
+        "precision": float(precision_score(labels, predictions, zero_division=0)),
+        "recall": float(recall_score(labels, predictions, zero_division=0)),
+        "accuracy": float(accuracy_score(labels, predictions)),
+        "roc_auc": float(roc_auc_score(labels, probabilities)) if both_classes else None,
+        "log_loss": float(log_loss(labels, probabilities, labels=[0, 1])),
+        "prior_log_loss": float(log_loss(labels, np.full(len(labels), prior), labels=[0, 1])),
+        "best_threshold": threshold_star,
+        "best_threshold_f1": f1_star,
+    }

@@ -232,7 +232,7 @@ def _synthetic_rows(task: str, num_rows: int, num_folds: int, seed: int, with_tr
         else:
             other = [w for w in QUERY_WORDS[:10] if w not in target_words]
             query = f"{rng.choice(QUERY_WORDS[10:])} {rng.choice(other)}"
-        language = LANGUAGES[i % len(LANGUAGES)]
+        language = LANGUAGES[(i // num_folds) % len(LANGUAGES)]
         fold = i % num_folds
         row = {
             "id": i + 1,

@@ -1,0 +1,772 @@
+#!/usr/bin/env python
+"""Train the last-token LoRA relevance classifier on one fold (or on all data) of a folded dataset.
+
+Reads what `make_folds.py` writes (one dataset per task; a Hub id or a local folder), trains a LoRA adapter and a
+float32 score head on top of a decoder LLM (Gemma-3, Qwen2/2.5/3, Llama/Mistral; for a multimodal Gemma-3 checkpoint
+only its language model) or an encoder (XLM-R / BERT, first-token pooling), evaluates on the held-out fold, and
+writes into `--output_dir`: the adapter (LoRA + score head) and tokenizer, `relevance_config.json` (what prediction
+needs to rebuild the input), `metrics.json`, `oof_predictions.parquet` and a model card (see docs/conventions.md).
+
+    # one fold, one task
+    python run_relevance.py --model_name_or_path google/gemma-3-270m --dataset_name outputs/folds_qc \
+        --task qc --fold 0 --output_dir outputs/qc_fold0
+    # the same from a recipe, several processes, pushed to the Hub ({fold} and {task} are expanded)
+    accelerate launch run_relevance.py --config recipes/NAME.yaml --fold 0 \
+        --push_to_hub --hub_model_id me/relevance-{task}-fold{fold}
+    # TAPT: start from a previous run's adapter (LoRA + score head), trainable
+    python run_relevance.py ... --task qc --init_adapter me/relevance-qi-foldall
+    # multitask: one model for both tasks (the instruct template names the task)
+    python run_relevance.py ... --task qc,qi --dataset_name outputs/folds_qc outputs/folds_qi
+
+Defaults that differ from `TrainingArguments` / trl `ModelConfig` (set with `parser.set_defaults`, overridable
+from the command line or the recipe): LoRA r 16, alpha 32, dropout 0.05 on all linear layers of the language
+model, task type SEQ_CLS; `dtype auto` = bfloat16 on a GPU that supports it, float32 on CPU; SDPA attention;
+evaluation and checkpoints every 100 steps, best checkpoint by F1 restored at the end; length-grouped batches;
+cosine schedule with 5 % warm-up; no reporting integrations.
+"""
+
+import dataclasses
+import enum
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import datasets
+import numpy as np
+import transformers
+from torch.utils.data import SequentialSampler
+from transformers import (
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint, has_length
+from trl import ModelConfig, TrlParser, get_peft_config, get_quantization_config
+
+import modeling_relevance as mr
+from utils_data import load_folded_dataset
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = ("id", "language", "query", "target", "label", "fold")
+
+
+@dataclass
+class RelevanceArguments:
+    """Data, task, input template and score head of the relevance classifier."""
+
+    dataset_name: list[str] = field(
+        default=None,
+        metadata={
+            "help": "Folded dataset(s) written by make_folds.py (Hub id or local folder), one per task, in the order "
+            "of --task. Several may be given space- or comma-separated."
+        },
+    )
+    dataset_split: str = field(default="train", metadata={"help": "Labelled split to fold (make_folds.py: 'train')."})
+    task: str = field(
+        default="qc",
+        metadata={"help": "Task(s): 'qc' (query-category), 'qi' (query-item) or 'qc,qi' (one multitask model)."},
+    )
+    fold: int = field(
+        default=0,
+        metadata={
+            "help": "Validation fold K: train on the other folds (minus rows make_folds.py excluded for K), "
+            "evaluate and predict on K. -1: train on all rows, no evaluation and no out-of-fold predictions."
+        },
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Keep at most this many training rows (a seeded random subset)."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Keep at most this many validation rows (a seeded random subset)."}
+    )
+    use_translation: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Append the English translation (`query_en` column) to the query as 'query - query_en'. "
+            "Default: on for every dataset that has a query_en column."
+        },
+    )
+    template: str = field(
+        default="instruct",
+        metadata={
+            "help": "Input template: 'instruct' (a short instruction naming the task, ending right before the "
+            "answer token) or 'bare' (the winners' 'query [SEP] target'; single task only).",
+            "choices": list(mr.TEMPLATES),
+        },
+    )
+    max_length: int = field(
+        default=256,
+        metadata={"help": "Maximum tokens per input; the target is cut to fit, the query never is."},
+    )
+    num_labels: int = field(
+        default=2,
+        metadata={"help": "Score head outputs: 2 (softmax, P = p[1]) or 1 (sigmoid of a single logit).",
+                  "choices": [1, 2]},
+    )
+    pooling: str = field(
+        default="auto",
+        metadata={
+            "help": "Which hidden state feeds the head: 'last' non-padding token (decoders), 'first' token "
+            "(encoders), or 'auto' (first for masked-LM architectures, last otherwise).",
+            "choices": list(mr.POOLINGS),
+        },
+    )
+    score_init: str = field(
+        default="random",
+        metadata={
+            "help": "Score head initialisation: 'random', or 'answer_tokens' (the LM-head rows of --answer_tokens, "
+            "as LLM rerankers do; needs a checkpoint with an LM head or tied embeddings).",
+            "choices": list(mr.SCORE_INITS),
+        },
+    )
+    answer_tokens: str = field(
+        default="no,yes",
+        metadata={"help": "With --score_init answer_tokens: the negative and positive answer words, comma-separated."},
+    )
+    init_adapter: str | None = field(
+        default=None,
+        metadata={
+            "help": "Start from a previous run's adapter (LoRA + score head; Hub id or folder), trainable (TAPT "
+            "stage 2). Its LoRA settings replace the --lora_* flags."
+        },
+    )
+    init_adapter_revision: str | None = field(
+        default=None, metadata={"help": "Revision (branch, tag or commit) of --init_adapter on the Hub."}
+    )
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={"help": "Stop after this many evaluations without F1 improvement (default: never stop early)."},
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow custom modelling code from the model repository (off by default)."}
+    )
+    preprocessing_num_workers: int | None = field(
+        default=None, metadata={"help": "Processes for tokenisation with datasets.map (default: one)."}
+    )
+
+    def __post_init__(self):
+        if isinstance(self.dataset_name, str):
+            self.dataset_name = [self.dataset_name]
+        if self.dataset_name:
+            self.dataset_name = [name for item in self.dataset_name for name in str(item).split(",") if name.strip()]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def parse_tasks(task_arg: str) -> list:
+    tasks = [t.strip().lower() for t in str(task_arg).split(",") if t.strip()]
+    if not tasks:
+        raise ValueError("--task is empty; use qc, qi or qc,qi")
+    for task in tasks:
+        if task not in mr.TASKS:
+            raise ValueError(f"unknown task {task!r} in --task {task_arg!r}; use qc, qi or qc,qi")
+    if len(set(tasks)) != len(tasks):
+        raise ValueError(f"--task {task_arg!r} names a task twice")
+    return tasks
+
+
+def validate_dataset(ds: datasets.Dataset, name: str, task: str, need_exclusions: bool) -> None:
+    """Fail early, naming the dataset, the row id and the field, on anything the training cannot use."""
+    required = list(REQUIRED_COLUMNS) + (["exclude_from_train_folds"] if need_exclusions else [])
+    missing = [c for c in required if c not in ds.column_names]
+    if missing:
+        raise ValueError(
+            f"dataset {name}: missing column(s) {missing}; found {ds.column_names}. "
+            "Is it the output of make_folds.py (see docs/conventions.md)?"
+        )
+    if len(ds) == 0:
+        raise ValueError(f"dataset {name}: the split is empty")
+    if "task" in ds.column_names:
+        wrong = [(i, t) for i, t in zip(ds["id"], ds["task"]) if str(t).lower() != task]
+        if wrong:
+            raise ValueError(
+                f"dataset {name}: {len(wrong)} row(s) have task != {task.upper()} (first: id {wrong[0][0]}, "
+                f"task {wrong[0][1]!r}); is --dataset_name in the same order as --task?"
+            )
+    for column in ("label", "query", "target", "fold"):
+        values = ds[column]
+        for row_id, value in zip(ds["id"], values):
+            bad = (
+                (column == "label" and value not in (0, 1))
+                or (column in ("query", "target") and value is None)
+                or (column == "fold" and value is None)
+            )
+            if bad:
+                raise ValueError(f"dataset {name}: row id {row_id}: field {column!r} has invalid value {value!r}")
+
+
+def load_task_datasets(script_args, tasks, seed):
+    """Load, validate and split each task's dataset; return (train, eval or None, per-task translation flags)."""
+    names = script_args.dataset_name or []
+    if not names:
+        raise ValueError("--dataset_name is required (one folded dataset per task)")
+    if len(names) != len(tasks):
+        raise ValueError(
+            f"{len(names)} dataset(s) {names} for {len(tasks)} task(s) {tasks}: give one --dataset_name per task, "
+            "in the same order"
+        )
+    fold = script_args.fold
+    train_parts, eval_parts, translation = [], [], {}
+    for task, name in zip(tasks, names):
+        loaded = load_folded_dataset(name)
+        if script_args.dataset_split not in loaded:
+            raise ValueError(f"dataset {name}: no split {script_args.dataset_split!r}; found {list(loaded)}")
+        ds = loaded[script_args.dataset_split]
+        validate_dataset(ds, name, task, need_exclusions=fold >= 0)
+
+        has_translation = "query_en" in ds.column_names
+        use = has_translation if script_args.use_translation is None else script_args.use_translation
+        if use and not has_translation:
+            raise ValueError(f"dataset {name}: --use_translation is on but there is no query_en column")
+        translation[task] = bool(use)
+
+        # One schema for every task, so that tasks can be concatenated.
+        raw_task = ds["task"] if "task" in ds.column_names else [task.upper()] * len(ds)
+        columns = {
+            "id": [str(i) for i in ds["id"]],
+            "task": [str(t) for t in raw_task],
+            "task_key": [task] * len(ds),
+            "language": [str(lang) for lang in ds["language"]],
+            "query": ds["query"],
+            "target": ds["target"],
+            "query_en": ds["query_en"] if use else [None] * len(ds),
+            "label": [int(v) for v in ds["label"]],
+            "fold": [int(v) for v in ds["fold"]],
+            "exclude": ds["exclude_from_train_folds"] if fold >= 0 else [[] for _ in range(len(ds))],
+        }
+        folds = sorted(set(columns["fold"]))
+        if fold >= 0 and fold not in folds:
+            raise ValueError(f"dataset {name}: fold {fold} not present; its folds are {folds} (or use --fold -1)")
+        if fold < -1:
+            raise ValueError(f"--fold must be -1 (all data) or a fold number, got {fold}")
+        if fold == -1:
+            train_idx, eval_idx, excluded = list(range(len(ds))), [], 0
+        else:
+            train_idx, eval_idx, excluded = [], [], 0
+            for i, (f, exclude) in enumerate(zip(columns["fold"], columns["exclude"])):
+                if f == fold:
+                    eval_idx.append(i)
+                elif fold in (exclude or []):
+                    excluded += 1
+                else:
+                    train_idx.append(i)
+        logger.info(
+            "task %s, dataset %s: %d rows, folds %s -> %d train, %d validation (fold %d), %d excluded from training "
+            "because their query is in the validation fold; translation %s",
+            task, name, len(ds), folds, len(train_idx), len(eval_idx), fold, excluded, "on" if use else "off",
+        )
+        del columns["exclude"]
+        table = datasets.Dataset.from_dict(
+            columns,
+            features=datasets.Features(
+                {
+                    "id": datasets.Value("string"),
+                    "task": datasets.Value("string"),
+                    "task_key": datasets.Value("string"),
+                    "language": datasets.Value("string"),
+                    "query": datasets.Value("string"),
+                    "target": datasets.Value("string"),
+                    "query_en": datasets.Value("string"),
+                    "label": datasets.Value("int64"),
+                    "fold": datasets.Value("int64"),
+                }
+            ),
+        )
+        train_parts.append(table.select(train_idx))
+        if eval_idx:
+            eval_parts.append(table.select(eval_idx))
+
+    train = datasets.concatenate_datasets(train_parts)
+    if len(train) == 0:
+        raise ValueError(f"no training rows left for fold {fold} in {names}")
+    eval_ds = datasets.concatenate_datasets(eval_parts) if fold >= 0 else None
+    if fold >= 0 and (eval_ds is None or len(eval_ds) == 0):
+        raise ValueError(f"no validation rows for fold {fold} in {names}")
+    if script_args.max_train_samples is not None and script_args.max_train_samples < len(train):
+        train = train.shuffle(seed=seed).select(range(script_args.max_train_samples))
+    if eval_ds is not None and script_args.max_eval_samples is not None and script_args.max_eval_samples < len(eval_ds):
+        eval_ds = eval_ds.shuffle(seed=seed).select(range(script_args.max_eval_samples))
+    return train, eval_ds, translation
+
+
+def tokenize_dataset(ds, tokenizer, script_args, description):
+    """Add input_ids / attention_mask / labels; count and report truncated targets and over-long queries."""
+
+    def encode(batch):
+        enc = mr.encode_examples(
+            tokenizer,
+            batch["task_key"],
+            batch["query"],
+            batch["target"],
+            batch["query_en"],
+            template=script_args.template,
+            max_length=script_args.max_length,
+        )
+        enc["labels"] = batch["label"]
+        return enc
+
+    encoded = ds.map(
+        encode,
+        batched=True,
+        num_proc=script_args.preprocessing_num_workers,
+        remove_columns=ds.column_names,
+        desc=f"Tokenising {description}",
+    )
+    truncated, too_long = sum(encoded["target_truncated"]), sum(encoded["query_too_long"])
+    lengths = [len(ids) for ids in encoded["input_ids"]]
+    logger.info(
+        "%s: %d rows, %.1f tokens on average (max %d); target truncated in %d rows to fit --max_length %d",
+        description, len(encoded), float(np.mean(lengths)), max(lengths), truncated, script_args.max_length,
+    )
+    if too_long:
+        logger.warning(
+            "%s: %d rows have an instruction + query longer than --max_length %d: kept whole, target dropped",
+            description, too_long, script_args.max_length,
+        )
+    return encoded.remove_columns(["target_truncated", "query_too_long"])
+
+
+class RelevanceTrainer(Trainer):
+    """`Trainer` whose evaluation keeps the dataset order.
+
+    With `train_sampling_strategy="group_by_length"`, transformers 5 also length-groups the *evaluation* sampler,
+    so predictions come back shuffled and no longer line up with the rows' ids, languages and tasks (measured:
+    per-language F1 and OOF rows silently misaligned). Evaluation order costs nothing to keep.
+    """
+
+    def _get_eval_sampler(self, eval_dataset):
+        if eval_dataset is None or not has_length(eval_dataset):
+            return None
+        # Distributed: no sampler, accelerate shards in order and gather_for_metrics restores it.
+        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Metrics, outputs
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def grouped_metrics(labels, probabilities, groups, threshold=0.5) -> dict:
+    """F1 (and size, positive rate, AUC) per value of `groups` (a language or a task)."""
+    out = {}
+    labels, probabilities, groups = np.asarray(labels), np.asarray(probabilities), np.asarray(groups)
+    for value in sorted(set(groups.tolist())):
+        mask = groups == value
+        m = mr.binary_metrics(labels[mask], probabilities[mask], threshold=threshold)
+        out[value] = {k: m[k] for k in ("num_examples", "positive_rate", "f1", "roc_auc", "best_threshold_f1")}
+    return out
+
+
+def make_compute_metrics(eval_ds, prior):
+    languages, tasks = eval_ds["language"], eval_ds["task_key"]
+
+    def compute_metrics(eval_pred):
+        probabilities = mr.probabilities_from_logits(eval_pred.predictions)
+        labels = np.asarray(eval_pred.label_ids).reshape(-1)
+        metrics = {k: v for k, v in mr.binary_metrics(labels, probabilities, prior=prior).items() if v is not None}
+        if len(languages) == len(labels):
+            for lang, m in grouped_metrics(labels, probabilities, languages).items():
+                metrics[f"f1_{lang}"] = m["f1"]
+            if len(set(tasks)) > 1:
+                for task, m in grouped_metrics(labels, probabilities, tasks).items():
+                    metrics[f"f1_task_{task}"] = m["f1"]
+        return metrics
+
+    return compute_metrics
+
+
+def format_table(metrics: dict) -> str:
+    """Markdown table of the main validation metrics, then F1 per language (and per task)."""
+
+    def fmt(value):
+        return "n/a" if value is None else (f"{value:.4f}" if isinstance(value, float) else str(value))
+
+    keys = ["num_examples", "positive_rate", "f1", "precision", "recall", "accuracy", "roc_auc", "log_loss",
+            "prior_log_loss", "best_threshold", "best_threshold_f1"]
+    lines = ["| metric | value |", "|---|---|"] + [f"| {k} | {fmt(metrics.get(k))} |" for k in keys]
+    for group in ("per_task", "per_language"):
+        if metrics.get(group):
+            lines += ["", f"| {group.split('_')[1]} | rows | positive rate | F1 | ROC-AUC | best-threshold F1 |",
+                      "|---|---|---|---|---|---|"]
+            for name, m in metrics[group].items():
+                lines.append(
+                    f"| {name} | {m['num_examples']} | {fmt(m['positive_rate'])} | {fmt(m['f1'])} | "
+                    f"{fmt(m['roc_auc'])} | {fmt(m['best_threshold_f1'])} |"
+                )
+    return "\n".join(lines)
+
+
+def public_args(obj) -> dict:
+    """The dataclass's fields for the model card and metrics.json, without secrets."""
+    out = {}
+    for f in dataclasses.fields(obj):
+        if "token" in f.name and "tokens" not in f.name:
+            continue
+        value = getattr(obj, f.name)
+        if isinstance(value, enum.Enum):
+            value = value.value
+        out[f.name] = value if isinstance(value, (str, int, float, bool, list, type(None))) else str(value)
+    return out
+
+
+def write_model_card(path, settings, metrics, recipe, hub_model_id):
+    import yaml
+
+    base = settings["base_model_name_or_path"]
+    eval_metrics = metrics.get("eval")
+    lines = [
+        "---",
+        "library_name: peft",
+        f"base_model: {base}",
+        "tags: [relevance, sequence-classification, lora, run_relevance]",
+        "---",
+        "",
+        f"# Relevance classifier: task {'+'.join(settings['tasks'])}, fold {settings['fold']}",
+        "",
+        f"LoRA adapter and float32 score head on `{base}`, trained by `run_relevance.py` "
+        f"({settings['pooling']}-token pooling, template `{settings['template']}`, {settings['num_labels']} "
+        "label(s)). Output: P(relevant).",
+        "",
+        "## Validation metrics" if eval_metrics else "## Training",
+        "",
+    ]
+    if eval_metrics:
+        lines += [f"Fold {settings['fold']} held out (threshold 0.5 unless said otherwise).", "",
+                  format_table(eval_metrics), ""]
+    else:
+        lines += ["Trained on all folds (`--fold -1`): no validation metrics.", ""]
+    train = metrics.get("train", {})
+    if train:
+        lines += ["Training: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                          for k, v in train.items()), ""]
+    lines += [
+        "## Use",
+        "",
+        "```python",
+        "from modeling_relevance import load_for_inference, predict_probabilities",
+        f"model, tokenizer, settings = load_for_inference({(hub_model_id or '<this folder>')!r})",
+        "p = predict_probabilities(model, tokenizer, tasks, queries, targets, queries_en,",
+        "                          template=settings['template'], max_length=settings['max_length'])",
+        "```",
+        "",
+        "## Recipe",
+        "",
+        "```yaml",
+        yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True).rstrip(),
+        "```",
+        "",
+    ]
+    with open(os.path.join(path, "README.md"), "w") as f:
+        f.write("\n".join(lines))
+
+
+def expand_hub_model_id(hub_model_id, tasks, fold):
+    if not hub_model_id:
+        return hub_model_id
+    return hub_model_id.replace("{task}", "-".join(tasks)).replace("{fold}", "all" if fold == -1 else str(fold))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Main
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def main(script_args: RelevanceArguments, training_args: TrainingArguments, model_args: ModelConfig):
+    # 1. Logging, seed, argument checks --------------------------------------------------------------------------
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    log_level = training_args.get_process_log_level()
+    logger.setLevel(log_level)
+    mr.logger.setLevel(log_level)
+    datasets.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    logger.info("Relevance arguments %s", public_args(script_args))
+
+    tasks = parse_tasks(script_args.task)
+    if len(tasks) > 1 and script_args.template == "bare":
+        raise ValueError("--template bare does not name the task: use --template instruct with --task qc,qi")
+    if model_args.model_name_or_path is None:
+        raise ValueError("--model_name_or_path is required")
+    if not model_args.use_peft:
+        raise ValueError("run_relevance.py trains LoRA adapters: --use_peft must stay true")
+    fold = script_args.fold
+    set_seed(training_args.seed)
+
+    if fold == -1 and training_args.eval_strategy != IntervalStrategy.NO:
+        logger.info("--fold -1: training on all rows, evaluation and best-checkpoint selection are off")
+        training_args.eval_strategy = IntervalStrategy.NO
+        training_args.load_best_model_at_end = False
+    # The loss is computed in the model (it handles one-logit heads too); the Trainer must not smooth it again.
+    label_smoothing = training_args.label_smoothing_factor
+    training_args.label_smoothing_factor = 0.0
+    # Counted for the tokens/s of metrics.json. (Set here: the CLI parses this str|bool field as a bool only.)
+    if training_args.include_num_input_tokens_seen in ("no", "all"):
+        training_args.include_num_input_tokens_seen = "non_padding"
+    # The Trainer would push every checkpoint and its own model card; this script pushes once, at the end.
+    push_to_hub = training_args.push_to_hub
+    training_args.push_to_hub = False
+    hub_model_id = expand_hub_model_id(training_args.hub_model_id, tasks, fold)
+    if push_to_hub and not hub_model_id:
+        raise ValueError("--push_to_hub needs --hub_model_id (may contain {task} and {fold})")
+
+    # 2. Data: load each task's folded dataset, split on the fold --------------------------------------------------
+    with training_args.main_process_first(desc="loading datasets"):
+        train_raw, eval_raw, translation = load_task_datasets(script_args, tasks, training_args.seed)
+    prior = float(np.mean(train_raw["label"]))
+
+    # 3. Tokenizer and tokenisation (target truncated, query never) ------------------------------------------------
+    tokenizer = AutoTokenizer.from_pretrained(
+        model_args.model_name_or_path,
+        revision=model_args.model_revision,
+        trust_remote_code=script_args.trust_remote_code,
+    )
+    mr.prepare_tokenizer(tokenizer)
+    with training_args.main_process_first(desc="tokenising"):
+        train_ds = tokenize_dataset(train_raw, tokenizer, script_args, "training set")
+        eval_ds = tokenize_dataset(eval_raw, tokenizer, script_args, "validation set") if eval_raw else None
+
+    # 4. Model: backbone + score head, then LoRA (new, or the --init_adapter to continue from) --------------------
+    init_settings = None
+    num_labels, pooling = script_args.num_labels, script_args.pooling
+    if script_args.init_adapter:
+        try:
+            init_settings = mr.read_settings(script_args.init_adapter, revision=script_args.init_adapter_revision)
+        except (OSError, ValueError) as err:
+            raise ValueError(
+                f"--init_adapter {script_args.init_adapter}: cannot read its {mr.SETTINGS_NAME} ({err}); "
+                "it must be a run_relevance.py output"
+            ) from err
+        if init_settings["num_labels"] != num_labels:
+            raise ValueError(
+                f"--init_adapter was trained with num_labels={init_settings['num_labels']}, this run asks for "
+                f"{num_labels}: the score head cannot be carried over"
+            )
+        pooling = init_settings["pooling"] if pooling == "auto" else pooling
+        if pooling != init_settings["pooling"]:
+            raise ValueError(f"--init_adapter used pooling {init_settings['pooling']!r}, this run asks {pooling!r}")
+        if init_settings.get("base_model_name_or_path") != model_args.model_name_or_path:
+            logger.warning(
+                "--init_adapter was trained on %s, this run loads %s: make sure they are the same weights",
+                init_settings.get("base_model_name_or_path"), model_args.model_name_or_path,
+            )
+
+    quantization_config, device_map = None, None
+    if model_args.load_in_4bit or model_args.load_in_8bit:
+        import importlib.util
+
+        import torch
+        from accelerate import PartialState
+
+        if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
+            raise ValueError("--load_in_4bit/--load_in_8bit (QLoRA) need a CUDA GPU and the bitsandbytes package")
+        quantization_config = get_quantization_config(model_args)
+        if model_args.load_in_4bit:
+            quantization_config.bnb_4bit_compute_dtype = mr._torch_dtype(model_args.dtype)
+        device_map = {"": PartialState().local_process_index}
+
+    answer_ids = None
+    if script_args.score_init == "answer_tokens":
+        answer_ids = mr.answer_token_ids(tokenizer, script_args.answer_tokens.split(","))
+    model = mr.build_classifier(
+        model_args.model_name_or_path,
+        num_labels=num_labels,
+        pooling=pooling,
+        dtype=model_args.dtype,
+        attn_implementation=model_args.attn_implementation,
+        revision=model_args.model_revision,
+        trust_remote_code=script_args.trust_remote_code,
+        quantization_config=quantization_config,
+        device_map=device_map,
+        score_init=script_args.score_init,
+        answer_token_ids=answer_ids,
+        label_smoothing=label_smoothing,
+        seed=training_args.seed,
+    )
+    if quantization_config is not None:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=bool(training_args.activation_checkpointing))
+
+    from peft import PeftModel, get_peft_model
+
+    if script_args.init_adapter:
+        model = PeftModel.from_pretrained(
+            model, script_args.init_adapter, is_trainable=True, revision=script_args.init_adapter_revision
+        )
+        logger.info("continuing from adapter %s (LoRA + score head), trainable", script_args.init_adapter)
+    else:
+        peft_config = get_peft_config(model_args)
+        model = get_peft_model(model, peft_config)
+    trainable, total = model.get_nb_trainable_parameters()
+    logger.info(
+        "model %s: %s pooling, %d label(s), %s; trainable parameters %d of %d (%.3f%%)",
+        model_args.model_name_or_path, model.base_model.model.pooling, num_labels,
+        next(model.base_model.model.model.parameters()).dtype, trainable, total, 100 * trainable / total,
+    )
+
+    # 5. Trainer -------------------------------------------------------------------------------------------------
+    callbacks = []
+    if script_args.early_stopping_patience is not None and eval_ds is not None:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=script_args.early_stopping_patience))
+    trainer = RelevanceTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8),
+        compute_metrics=make_compute_metrics(eval_raw, prior) if eval_raw is not None else None,
+        callbacks=callbacks,
+    )
+
+    # 6. Train ---------------------------------------------------------------------------------------------------
+    checkpoint = training_args.resume_from_checkpoint
+    if checkpoint in ("last", "True", "true"):
+        checkpoint = get_last_checkpoint(training_args.output_dir)
+        if checkpoint is None:
+            raise ValueError(f"--resume_from_checkpoint last: no checkpoint in {training_args.output_dir}")
+    start = time.time()
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    train_metrics = dict(train_result.metrics)
+    train_metrics["train_rows"] = len(train_ds)
+    train_metrics["wall_time_s"] = time.time() - start
+    if trainer.state.num_input_tokens_seen:
+        train_metrics["tokens_per_second"] = trainer.state.num_input_tokens_seen / max(train_metrics["train_runtime"], 1e-9)
+    trainer.log_metrics("train", train_metrics)
+
+    # 7. Evaluate the restored best checkpoint on the fold; out-of-fold predictions ---------------------------------
+    eval_metrics, oof = None, None
+    if eval_ds is not None:
+        prediction = trainer.predict(eval_ds, metric_key_prefix="eval")
+        probabilities = mr.probabilities_from_logits(prediction.predictions)
+        labels = np.asarray(eval_raw["label"])
+        # Guard against any reordering between the rows and the predictions (ids and languages would misalign).
+        if not np.array_equal(np.asarray(prediction.label_ids).reshape(-1), labels):
+            raise RuntimeError("validation predictions came back in a different order than the validation rows")
+        eval_metrics = mr.binary_metrics(labels, probabilities, prior=prior)
+        eval_metrics["per_language"] = grouped_metrics(labels, probabilities, eval_raw["language"])
+        if len(tasks) > 1:
+            eval_metrics["per_task"] = grouped_metrics(labels, probabilities, eval_raw["task_key"])
+        eval_metrics["train_prior"] = prior
+        eval_metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
+        oof = {
+            "id": eval_raw["id"],
+            "fold": eval_raw["fold"],
+            "task": eval_raw["task"],
+            "language": eval_raw["language"],
+            "label": eval_raw["label"],
+            "probability": probabilities.astype(np.float64),
+        }
+        if trainer.is_world_process_zero():
+            print(f"\nValidation fold {fold} ({', '.join(tasks)}), best checkpoint restored:\n")
+            print(format_table(eval_metrics) + "\n")
+
+    # 8. Save: adapter + tokenizer (Trainer's save path: works under DeepSpeed ZeRO-3), settings, metrics, card ----
+    trainer.save_model(training_args.output_dir)
+    settings = {
+        "base_model_name_or_path": model_args.model_name_or_path,
+        "tasks": tasks,
+        "fold": fold,
+        "template": script_args.template,
+        "max_length": script_args.max_length,
+        "use_translation": translation,
+        "num_labels": num_labels,
+        "pooling": model.base_model.model.pooling,
+        "score_init": script_args.score_init,
+        "answer_tokens": script_args.answer_tokens,
+        "init_adapter": script_args.init_adapter,
+        "dataset_name": script_args.dataset_name,
+        "label_smoothing": label_smoothing,
+    }
+    metrics = {"eval": eval_metrics, "train": train_metrics, "settings": settings}
+    recipe = {
+        "relevance": public_args(script_args),
+        "model": public_args(model_args),
+        "training": {k: v for k, v in public_args(training_args).items()
+                     if k in ("learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
+                              "gradient_accumulation_steps", "lr_scheduler_type", "warmup_steps", "weight_decay",
+                              "label_smoothing_factor", "seed", "bf16", "eval_steps", "train_sampling_strategy")},
+    }
+    recipe["training"]["label_smoothing_factor"] = label_smoothing
+    if trainer.is_world_process_zero():
+        out = training_args.output_dir
+        os.makedirs(out, exist_ok=True)
+        tokenizer.save_pretrained(out)
+        with open(os.path.join(out, mr.SETTINGS_NAME), "w") as f:
+            json.dump(settings, f, indent=2)
+        with open(os.path.join(out, "metrics.json"), "w") as f:
+            json.dump(metrics, f, indent=2, default=str)
+        if oof is not None:
+            import pandas as pd
+
+            pd.DataFrame(oof).to_parquet(os.path.join(out, "oof_predictions.parquet"), index=False)
+        write_model_card(out, settings, metrics, recipe, hub_model_id if push_to_hub else None)
+        logger.info("wrote adapter, tokenizer, %s, metrics.json%s and README.md to %s", mr.SETTINGS_NAME,
+                    ", oof_predictions.parquet" if oof is not None else "", out)
+
+    # 9. Push the adapter, settings, metrics, OOF predictions and card (private unless --hub_private_repo false) ---
+    if push_to_hub and trainer.is_world_process_zero():
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=training_args.hub_token)
+        private = True if training_args.hub_private_repo is None else training_args.hub_private_repo
+        api.create_repo(hub_model_id, private=private, exist_ok=True)
+        api.upload_folder(
+            repo_id=hub_model_id,
+            folder_path=training_args.output_dir,
+            ignore_patterns=["checkpoint-*", "checkpoint-*/**", "runs/**", "training_args.bin"],
+            commit_message=f"run_relevance.py: task {'+'.join(tasks)}, fold {fold}",
+        )
+        logger.info("pushed to %s (private=%s)", hub_model_id, private)
+    training_args.push_to_hub = push_to_hub
+    return metrics
+
+
+def make_parser() -> TrlParser:
+    parser = TrlParser((RelevanceArguments, TrainingArguments, ModelConfig))
+    parser.set_defaults(
+        # LoRA as the winners: r 16, alpha 32, dropout 0.05 on every linear layer of the language model.
+        use_peft=True,
+        lora_r=16,
+        lora_alpha=32,
+        lora_dropout=0.05,
+        lora_target_modules=["all-linear"],
+        lora_task_type="SEQ_CLS",
+        dtype="auto",
+        attn_implementation="sdpa",
+        learning_rate=1e-5,
+        num_train_epochs=1,
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=32,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        eval_strategy="steps",
+        eval_steps=100,
+        save_strategy="steps",
+        save_steps=100,
+        save_total_limit=2,
+        logging_steps=10,
+        load_best_model_at_end=True,
+        metric_for_best_model="f1",
+        greater_is_better=True,
+        train_sampling_strategy="group_by_length",
+        report_to="none",
+    )
+    return parser
+
+
+if __name__ == "__main__":
+    main(*make_parser().parse_args_and_config())

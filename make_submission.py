@@ -1,0 +1,979 @@
+#!/usr/bin/env python
+"""Turn trained relevance adapters into a checked competition submission.
+
+What it does, per task (`--task qc`, `--task qi` or `--task qc,qi`):
+
+1. scores one split of a folded dataset (see docs/conventions.md; `--split test` by default) with one or
+   several LoRA adapters (fold models: local folders or Hub ids) on one base model loaded once;
+2. averages the adapters' probabilities (optionally weighted by each fold's validation F1);
+3. picks the decision threshold on the out-of-fold predictions written by training: a fixed 0.5, one global
+   threshold, or one per language (falling back to the global one for languages that are absent or rare
+   in the OOF rows); each choice is scored honestly by cross-fitting (thresholds fitted on the other folds,
+   evaluated on the held-out fold) and `--threshold_strategy auto` keeps the best of the three;
+4. writes `predictions_{task}.parquet` (one probability column per adapter + the mean), `thresholds_{task}.json`,
+   the competition file `submit_QC.txt` / `submit_QI.txt` and `submit.zip`, and checks every file it writes
+   against the test rows before reporting success.
+
+Examples:
+
+    # one task, every fold's adapter, thresholds tuned on the folds' OOF predictions
+    python make_submission.py --task qc --dataset_name outputs/folds_qc \
+        --adapters "outputs/qc/fold*" --output_dir outputs/submission
+
+    # both tasks at once; '{task}' is replaced by qc / qi in every path argument
+    python make_submission.py --task qc,qi --dataset_name "outputs/folds_{task}" \
+        --adapters "outputs/{task}/fold*" --output_dir outputs/submission
+
+    # several processes: rows are sharded and gathered back in their original order. On GPUs:
+    accelerate launch --num_processes 2 make_submission.py ...
+    # on a machine without GPU (torchrun-style launch; `accelerate launch --cpu` starts one process only):
+    accelerate launch --multi_gpu --num_processes 2 make_submission.py ...
+
+    # check an existing submission file against its test file, nothing else
+    python make_submission.py --check_only --submission_file submit_QC.txt --test_file test_QC.jsonl
+"""
+
+import copy
+import glob
+import json
+import logging
+import math
+import os
+import sys
+import time
+import zipfile
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object, parse_flag_from_env
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError
+from safetensors import safe_open
+from sklearn.metrics import f1_score, precision_recall_curve
+from tqdm.auto import tqdm
+
+import transformers
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, HfArgumentParser
+
+import utils_data
+
+logger = logging.getLogger(__name__)
+
+SUBMISSION_FILE = {"qc": "submit_QC.txt", "qi": "submit_QI.txt"}
+ZIP_FILE = "submit.zip"
+ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
+OOF_FILE = "oof_predictions.parquet"
+METRICS_FILE = "metrics.json"
+OOF_COLUMNS = ("id", "fold", "task", "language", "label", "probability")
+THRESHOLD_STRATEGIES = ("fixed", "global", "per_language")
+# Problems listed in one checker error; the rest are counted.
+_MAX_LISTED_PROBLEMS = 20
+
+
+@dataclass
+class DataArguments:
+    """What to score and where its rows come from."""
+
+    task: str = field(
+        default="qc",
+        metadata={
+            "help": "Task(s): 'qc', 'qi' or 'qc,qi'. Every path argument may contain '{task}', replaced by "
+            "qc / qi, so one command can write both submission files."
+        },
+    )
+    dataset_name: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Folded dataset written by make_folds.py / run_translate.py: a save_to_disk folder or a "
+            "Hub dataset id. May contain '{task}'."
+        },
+    )
+    dataset_config_name: Optional[str] = field(
+        default=None, metadata={"help": "Configuration name of a Hub dataset, if it has several."}
+    )
+    split: str = field(default="test", metadata={"help": "Split to score ('test' for a submission)."})
+    use_translation: Optional[bool] = field(
+        default=None,
+        metadata={
+            "help": "Add the `query_en` column to the prompt, as in training. Default: when the split has it. "
+            "Must match what the adapters were trained with."
+        },
+    )
+    max_samples: Optional[int] = field(
+        default=None, metadata={"help": "Score only the first N rows (debugging, benchmarks). No submission then."}
+    )
+    test_file: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Raw competition test file (JSON lines) to check the submission against, in addition to "
+            "the split's own raw columns. Required with --check_only unless --dataset_name is given. "
+            "May contain '{task}'."
+        },
+    )
+
+
+@dataclass
+class ModelArguments:
+    """Which adapters, on which base model, and how to run them."""
+
+    adapters: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated adapters: local folders written by run_relevance.py (shell-style globs "
+            "allowed, e.g. 'outputs/qc/fold*') or Hub ids. May contain '{task}'. Each must hold its own "
+            "score head (LoRA modules_to_save)."
+        },
+    )
+    model_name_or_path: Optional[str] = field(
+        default=None,
+        metadata={"help": "Base model. Default: `base_model_name_or_path` from the first adapter's config."},
+    )
+    adapter_strategy: str = field(
+        default="merge",
+        metadata={
+            "help": "'merge': per adapter, merge LoRA into a copy of the base (fastest forward; needs memory "
+            "for a second copy of the base). 'swap': one PEFT model, adapters loaded and switched with "
+            "set_adapter (no copy; slower forward). See benchmarks/inference_speed.py."
+        },
+    )
+    dtype: str = field(
+        default="auto",
+        metadata={"help": "'auto' (bfloat16 on GPU, float32 on CPU), 'bfloat16', 'float16' or 'float32'."},
+    )
+    attn_implementation: Optional[str] = field(
+        default="sdpa", metadata={"help": "Attention kernel passed to from_pretrained ('sdpa', 'eager', ...)."}
+    )
+    max_length: int = field(
+        default=256, metadata={"help": "Truncate model inputs to this many tokens (use the training value)."}
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow custom modelling code from the Hub. Off unless you trust the repo."}
+    )
+    ensemble_weighting: str = field(
+        default="uniform",
+        metadata={
+            "help": "'uniform': plain mean of the adapters' probabilities. 'metric': weighted by each adapter's "
+            "validation metric (`--weight_metric` in the metrics.json beside it)."
+        },
+    )
+    weight_metric: str = field(
+        default="eval_f1", metadata={"help": "Key of metrics.json used with --ensemble_weighting metric."}
+    )
+
+
+@dataclass
+class PredictionArguments:
+    """Batching, thresholds, outputs and the checker."""
+
+    output_dir: str = field(
+        default="outputs/submission", metadata={"help": "Where predictions, thresholds and submissions go."}
+    )
+    max_tokens_per_batch: int = field(
+        default=16384,
+        metadata={
+            "help": "Token budget of one batch (rows x longest row, after sorting by length). Lower it on "
+            "out-of-memory errors."
+        },
+    )
+    max_batch_size: int = field(default=512, metadata={"help": "Upper bound on rows per batch."})
+    deduplicate: bool = field(
+        default=True, metadata={"help": "Score identical model inputs once (queries and targets repeat a lot)."}
+    )
+    oof_files: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated OOF prediction files or globs (oof_predictions.parquet written by "
+            "run_relevance.py). Default: the oof_predictions.parquet beside each adapter. May contain '{task}'."
+        },
+    )
+    threshold_strategy: str = field(
+        default="auto",
+        metadata={
+            "help": "'fixed' (--threshold), 'global' (F1-optimal on OOF rows), 'per_language' (F1-optimal per "
+            "language, global fallback) or 'auto': the best of the three by cross-fitted OOF F1."
+        },
+    )
+    threshold: float = field(default=0.5, metadata={"help": "Threshold of the 'fixed' strategy."})
+    min_rows_per_language: int = field(
+        default=200,
+        metadata={
+            "help": "A language needs this many OOF rows (and both labels) to get its own threshold; others "
+            "use the global one."
+        },
+    )
+    seed: int = field(
+        default=42, metadata={"help": "Seed of the 2-way split used for cross-fitting when OOF rows have one fold."}
+    )
+    write_submission: bool = field(
+        default=True, metadata={"help": "Write and check submit_*.txt / submit.zip (needs the test split)."}
+    )
+    check_only: bool = field(
+        default=False,
+        metadata={"help": "Only check --submission_file against --test_file (or --dataset_name/--split); no model."},
+    )
+    submission_file: Optional[str] = field(
+        default=None, metadata={"help": "Submission to check with --check_only. May contain '{task}'."}
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Submission: writer and checker
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class SubmissionError(ValueError):
+    """A submission file does not match its test rows; the message names the lines and ids."""
+
+
+def submission_fields(task: str):
+    return ("id", "language", "origin_query", utils_data.TARGET_COLUMN[task], "prediction")
+
+
+def write_submission(path: str, rows: list, predictions, task: str) -> None:
+    """One JSON line per test row, in the test order: id, language, origin_query, target column, prediction."""
+    if len(rows) != len(predictions):
+        raise ValueError(f"{len(rows)} rows but {len(predictions)} predictions")
+    target = utils_data.TARGET_COLUMN[task]
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for row, prediction in zip(rows, predictions):
+            record = {
+                "id": row["id"],
+                "language": row["language"],
+                "origin_query": row["origin_query"],
+                target: row[target],
+                "prediction": int(prediction),
+            }
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _same_value(a, b) -> bool:
+    # A null stays null in the raw data; NaN never equals itself, so compare nulls explicitly.
+    a_null = a is None or (isinstance(a, float) and math.isnan(a))
+    b_null = b is None or (isinstance(b, float) and math.isnan(b))
+    if a_null or b_null:
+        return a_null and b_null
+    return type(a) is type(b) and a == b
+
+
+def check_submission(path: str, reference_rows: list, task: str) -> dict:
+    """Validate a submission file against its test rows; raise SubmissionError listing every problem.
+
+    Every test id exactly once, no other id, `prediction` an integer 0 or 1, exactly the competition fields,
+    and language / origin_query / target equal to the test file's values.
+    """
+    fields = submission_fields(task)
+    compared = fields[1:-1]
+    problems = []
+    expected = {}
+    for row in reference_rows:
+        if row["id"] in expected:
+            problems.append(f"test rows: id {row['id']!r} appears more than once")
+        expected[row["id"]] = row
+    first_line = {}
+    positives = 0
+    if not os.path.isfile(path):
+        raise SubmissionError(f"{path}: no such file")
+    with open(path, encoding="utf-8") as f:
+        for line_number, line in enumerate(f, start=1):
+            where = f"{path}:{line_number}"
+            if not line.strip():
+                problems.append(f"{where}: empty line")
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                problems.append(f"{where}: not valid JSON ({error.msg})")
+                continue
+            if not isinstance(record, dict):
+                problems.append(f"{where}: not a JSON object")
+                continue
+            missing = [name for name in fields if name not in record]
+            extra = [name for name in record if name not in fields]
+            if missing:
+                problems.append(f"{where}: missing field(s) {missing}")
+            if extra:
+                problems.append(f"{where}: unexpected field(s) {extra}")
+            if "id" not in record:
+                continue
+            row_id = record["id"]
+            if isinstance(row_id, (dict, list)):
+                problems.append(f"{where}: field 'id' is not a scalar: {row_id!r}")
+                continue
+            if row_id in first_line:
+                problems.append(f"{where}: id {row_id!r} duplicated (first on line {first_line[row_id]})")
+                continue
+            first_line[row_id] = line_number
+            if row_id not in expected:
+                problems.append(f"{where}: id {row_id!r} is not in the test rows")
+                continue
+            prediction = record.get("prediction")
+            # bool is an int subclass; 1.0 and "1" are not what the scorer expects either.
+            if type(prediction) is not int or prediction not in (0, 1):
+                problems.append(f"{where}: id {row_id!r}: field 'prediction' must be 0 or 1, got {prediction!r}")
+            else:
+                positives += prediction
+            for name in compared:
+                if name in record and not _same_value(record[name], expected[row_id].get(name)):
+                    problems.append(
+                        f"{where}: id {row_id!r}: field {name!r} is {record[name]!r}, the test rows have "
+                        f"{expected[row_id].get(name)!r}"
+                    )
+    absent = [row_id for row_id in expected if row_id not in first_line]
+    for row_id in absent[:_MAX_LISTED_PROBLEMS]:
+        problems.append(f"{path}: id {row_id!r} of the test rows is missing")
+    if len(absent) > _MAX_LISTED_PROBLEMS:
+        problems.append(f"{path}: ... {len(absent) - _MAX_LISTED_PROBLEMS} more missing ids")
+    if problems:
+        listed = problems[:_MAX_LISTED_PROBLEMS]
+        more = len(problems) - len(listed)
+        message = f"{path}: {len(problems)} problem(s):\n  " + "\n  ".join(listed)
+        if more:
+            message += f"\n  ... and {more} more"
+        raise SubmissionError(message)
+    return {
+        "file": path,
+        "rows": len(first_line),
+        "positives": positives,
+        "positive_rate": positives / max(len(first_line), 1),
+    }
+
+
+def write_zip(zip_path: str, files: list) -> None:
+    """The competition takes both files at the root of one zip."""
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            archive.write(path, arcname=os.path.basename(path))
+
+
+def load_reference_rows(task: str, test_file: Optional[str] = None, dataset=None) -> list:
+    """Test rows (raw columns) from a raw competition file, or from a split of a folded dataset."""
+    columns = submission_fields(task)[:-1]
+    if test_file is not None:
+        frame, _, file_task = utils_data.read_raw_file(test_file, task=task, labelled=False)
+        frame = frame.astype(object).where(frame.notna(), None)
+        return frame[list(columns)].to_dict("records")
+    missing = [name for name in columns if name not in dataset.column_names]
+    if missing:
+        raise ValueError(f"the split has no raw column(s) {missing} needed for a submission")
+    return dataset.select_columns(list(columns)).to_list()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Thresholds from out-of-fold predictions
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def best_f1_threshold(labels, probabilities):
+    """F1-optimal threshold (predict 1 when probability >= threshold) and its F1; None when undefined.
+
+    The threshold is the midpoint between the chosen score and the next lower one, so predictions on these
+    rows are the same as at the score itself while new rows are not decided by a hair's breadth.
+    """
+    labels = np.asarray(labels, dtype=int)
+    probabilities = np.asarray(probabilities, dtype=float)
+    if len(labels) == 0 or labels.min() == labels.max():
+        return None, None
+    precision, recall, thresholds = precision_recall_curve(labels, probabilities)
+    precision, recall = precision[:-1], recall[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    best = int(np.argmax(f1))
+    lower = thresholds[best - 1] if best > 0 else 0.0
+    return float((thresholds[best] + lower) / 2), float(f1[best])
+
+
+def fit_thresholds(oof: pd.DataFrame, min_rows_per_language: int) -> dict:
+    """Global F1-optimal threshold plus one per language with enough rows and both labels."""
+    global_threshold, global_f1 = best_f1_threshold(oof["label"], oof["probability"])
+    if global_threshold is None:
+        raise ValueError("OOF rows hold a single label; no threshold can be fitted")
+    per_language, fallback = {}, {}
+    for language, group in oof.groupby("language", sort=True):
+        if len(group) < min_rows_per_language:
+            fallback[language] = f"{len(group)} rows < {min_rows_per_language}"
+            continue
+        threshold, _ = best_f1_threshold(group["label"], group["probability"])
+        if threshold is None:
+            fallback[language] = "a single label"
+            continue
+        per_language[language] = threshold
+    return {"global": global_threshold, "global_oof_f1": global_f1, "per_language": per_language,
+            "fallback_languages": fallback}
+
+
+def row_thresholds(languages, thresholds: dict, strategy: str, fixed: float) -> np.ndarray:
+    """Threshold of each row; per-language thresholds fall back to the global one for other languages."""
+    if strategy == "fixed":
+        return np.full(len(languages), fixed, dtype=float)
+    if strategy == "global":
+        return np.full(len(languages), thresholds["global"], dtype=float)
+    if strategy == "per_language":
+        per_language = thresholds["per_language"]
+        return np.array([per_language.get(lang, thresholds["global"]) for lang in languages], dtype=float)
+    raise ValueError(f"unknown threshold strategy {strategy!r}; choose from {THRESHOLD_STRATEGIES}")
+
+
+def cross_fitted_f1(oof: pd.DataFrame, strategy: str, min_rows_per_language: int, fixed: float, seed: int) -> float:
+    """F1 of a threshold strategy with thresholds fitted on the other folds and applied to the held-out fold."""
+    folds = oof["fold"].to_numpy()
+    if len(np.unique(folds)) < 2:
+        # One trained fold only: a seeded 2-way split of its rows stands in for the folds.
+        folds = np.random.RandomState(seed).permutation(len(oof)) % 2
+    predictions = np.zeros(len(oof), dtype=int)
+    for fold in np.unique(folds):
+        held_out = folds == fold
+        fitted = fit_thresholds(oof[~held_out], min_rows_per_language) if strategy != "fixed" else None
+        held = oof[held_out]
+        predictions[held_out] = held["probability"].to_numpy() >= row_thresholds(
+            held["language"].tolist(), fitted, strategy, fixed
+        )
+    return float(f1_score(oof["label"], predictions))
+
+
+def read_oof_predictions(files: list, task: str) -> pd.DataFrame:
+    """Concatenate OOF files; each row must be predicted by exactly one fold model."""
+    frames = []
+    for path in files:
+        frame = pd.read_parquet(path)
+        missing = [c for c in OOF_COLUMNS if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{path}: OOF predictions lack column(s) {missing}")
+        frame = frame[list(OOF_COLUMNS)].assign(source=path)
+        frames.append(frame)
+    oof = pd.concat(frames, ignore_index=True)
+    oof = oof[oof["task"].astype(str).str.lower() == task]
+    if oof.empty:
+        raise ValueError(f"{files}: no OOF rows of task {task!r}")
+    duplicated = oof[oof.duplicated(["id"], keep=False)]
+    if not duplicated.empty:
+        first = duplicated.iloc[0]
+        sources = sorted(set(duplicated[duplicated["id"] == first["id"]]["source"]))
+        raise ValueError(
+            f"{len(duplicated)} OOF rows share an id with another OOF row, e.g. id {first['id']!r} in {sources}; "
+            "pass each fold's OOF file once"
+        )
+    bad = oof[~oof["label"].isin([0, 1]) | ~oof["probability"].between(0, 1)]
+    if not bad.empty:
+        raise ValueError(f"{bad.iloc[0]['source']}: id {bad.iloc[0]['id']!r}: label not 0/1 or probability not in [0, 1]")
+    return oof.reset_index(drop=True)
+
+
+def choose_thresholds(oof: Optional[pd.DataFrame], args: "PredictionArguments") -> dict:
+    """Fit thresholds on all OOF rows; report F1 at 0.5, global and per language, in-sample and cross-fitted."""
+    if oof is None:
+        if args.threshold_strategy not in ("fixed", "auto"):
+            raise ValueError(f"--threshold_strategy {args.threshold_strategy} needs OOF predictions (--oof_files)")
+        logger.warning("No OOF predictions: using the fixed threshold %.3f", args.threshold)
+        return {"strategy": "fixed", "fixed": args.threshold, "oof_rows": 0}
+    fitted = fit_thresholds(oof, args.min_rows_per_language)
+    report = {"oof_rows": len(oof), "oof_folds": sorted(int(f) for f in oof["fold"].unique()),
+              "oof_rows_per_language": oof["language"].value_counts().sort_index().to_dict(),
+              "fixed": args.threshold, **fitted, "in_sample_f1": {}, "cross_fitted_f1": {}}
+    for strategy in THRESHOLD_STRATEGIES:
+        thresholds = row_thresholds(oof["language"].tolist(), fitted, strategy, args.threshold)
+        report["in_sample_f1"][strategy] = float(f1_score(oof["label"], oof["probability"] >= thresholds))
+        report["cross_fitted_f1"][strategy] = cross_fitted_f1(
+            oof, strategy, args.min_rows_per_language, args.threshold, args.seed
+        )
+    if args.threshold_strategy == "auto":
+        # Ties go to the simpler strategy (the order of THRESHOLD_STRATEGIES).
+        scores = report["cross_fitted_f1"]
+        report["strategy"] = max(THRESHOLD_STRATEGIES, key=lambda s: (scores[s], -THRESHOLD_STRATEGIES.index(s)))
+    else:
+        report["strategy"] = args.threshold_strategy
+    return report
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Adapters and the ensemble
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def expand_paths(spec: Optional[str], task: str) -> list:
+    """Comma-separated list with '{task}' substituted; local globs expanded (sorted), other items kept as is."""
+    if not spec:
+        return []
+    items = []
+    for item in spec.split(","):
+        item = item.strip().replace("{task}", task)
+        if not item:
+            continue
+        if any(ch in item for ch in "*?["):
+            matches = sorted(glob.glob(item))
+            if not matches:
+                raise FileNotFoundError(f"no file or folder matches {item!r}")
+            items.extend(matches)
+        else:
+            items.append(item)
+    return items
+
+
+def adapter_file(adapter: str, filename: str) -> Optional[str]:
+    """Path of a file beside a local adapter or in its Hub repo; None when it has no such file."""
+    if os.path.isdir(adapter):
+        path = os.path.join(adapter, filename)
+        return path if os.path.isfile(path) else None
+    try:
+        return hf_hub_download(adapter, filename)
+    except EntryNotFoundError:
+        return None
+
+
+def adapter_head_size(adapter: str) -> int:
+    """Output size of the adapter's own score head; fail when the adapter does not carry one."""
+    path = adapter_file(adapter, ADAPTER_WEIGHTS_FILE)
+    if path is None:
+        raise FileNotFoundError(f"{adapter}: no {ADAPTER_WEIGHTS_FILE}")
+    with safe_open(path, framework="pt") as weights:
+        heads = [key for key in weights.keys() if key.endswith("score.weight")]
+        if not heads:
+            raise ValueError(
+                f"{adapter}: {ADAPTER_WEIGHTS_FILE} holds no score head (score.weight); the base model's "
+                "untrained head would be used. Train with the head in modules_to_save."
+            )
+        return int(weights.get_slice(heads[0]).get_shape()[0])
+
+
+def adapter_names(adapters: list) -> list:
+    """Short unique column names for the adapters (folder names, made unique with a counter)."""
+    names = []
+    for adapter in adapters:
+        base = os.path.basename(os.path.normpath(adapter)) or "adapter"
+        name, counter = base, 1
+        while name in names:
+            counter += 1
+            name = f"{base}_{counter}"
+        names.append(name)
+    return names
+
+
+def ensemble_weights(adapters: list, weighting: str, metric: str) -> np.ndarray:
+    """Uniform weights, or each adapter's validation metric from the metrics.json beside it."""
+    if weighting == "uniform":
+        return np.full(len(adapters), 1.0 / len(adapters))
+    if weighting != "metric":
+        raise ValueError(f"unknown --ensemble_weighting {weighting!r}; choose 'uniform' or 'metric'")
+    weights = []
+    for adapter in adapters:
+        path = adapter_file(adapter, METRICS_FILE)
+        if path is None:
+            raise FileNotFoundError(f"{adapter}: no {METRICS_FILE} for --ensemble_weighting metric")
+        with open(path, encoding="utf-8") as f:
+            metrics = json.load(f)
+        if metric not in metrics:
+            raise KeyError(f"{path}: no key {metric!r} (keys: {sorted(metrics)})")
+        weights.append(float(metrics[metric]))
+    weights = np.asarray(weights)
+    if (weights <= 0).any():
+        raise ValueError(f"--weight_metric {metric} must be positive to weight adapters, got {weights.tolist()}")
+    return weights / weights.sum()
+
+
+def ensemble_probabilities(per_adapter: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted mean over adapters of a (rows, adapters) probability matrix."""
+    return per_adapter @ (np.asarray(weights, dtype=np.float64) / np.sum(weights))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Inference
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _build_input_text(task: str, query: str, target: str, query_en: Optional[str] = None) -> str:
+    # TEMPORARY local stand-in until modeling_relevance.py (the single prompt builder) lands.
+    if query_en and query_en != query:
+        query = f"{query} - {query_en}"
+    kind = "category" if task == "qc" else "title"
+    return f"query: {query} {kind}: {target}"
+
+
+def build_texts(rows: dict, task: str, use_translation: bool) -> list:
+    """Model input text of each row, as in training."""
+    query_en = rows["query_en"] if use_translation else [None] * len(rows["query"])
+    return [
+        _build_input_text(task, query, target, query_en=translation)
+        for query, target, translation in zip(rows["query"], rows["target"], query_en)
+    ]
+
+
+@dataclass
+class EncodedInputs:
+    """Unique token sequences and, for every row, the index of its sequence."""
+
+    input_ids: list
+    row_to_unique: np.ndarray
+
+    @property
+    def num_unique(self) -> int:
+        return len(self.input_ids)
+
+
+def encode_texts(texts: list, tokenizer, max_length: int, deduplicate: bool = True) -> EncodedInputs:
+    """Tokenise each distinct text once (all texts with deduplicate=False)."""
+    if deduplicate:
+        unique = {}
+        row_to_unique = np.array([unique.setdefault(text, len(unique)) for text in texts], dtype=np.int64)
+        unique_texts = list(unique)
+    else:
+        row_to_unique = np.arange(len(texts), dtype=np.int64)
+        unique_texts = list(texts)
+    input_ids = tokenizer(unique_texts, truncation=True, max_length=max_length)["input_ids"] if unique_texts else []
+    return EncodedInputs(input_ids=input_ids, row_to_unique=row_to_unique)
+
+
+def length_batches(lengths, max_tokens_per_batch: int, max_batch_size: int) -> list:
+    """Indices grouped longest first, each batch within the token budget (rows x its longest row).
+
+    Longest first so that an out-of-memory error shows up on the first batch, not after an hour.
+    """
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    batches, current, longest = [], [], 0
+    for index in order.tolist():
+        length = lengths[index]
+        if current and ((len(current) + 1) * max(longest, length) > max_tokens_per_batch
+                        or len(current) >= max_batch_size):
+            batches.append(current)
+            current, longest = [], 0
+        current.append(index)
+        longest = max(longest, length)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def logits_to_probability(logits: torch.Tensor) -> torch.Tensor:
+    """P(relevant) from a 1-logit (sigmoid) or 2-logit (softmax, class 1) head."""
+    logits = logits.float()
+    if logits.shape[-1] == 1:
+        return torch.sigmoid(logits[:, 0])
+    return torch.softmax(logits, dim=-1)[:, 1]
+
+
+@torch.inference_mode()
+def score_sequences(model, input_ids: list, batches: list, pad_token_id: int, device, desc: str = "scoring",
+                    show_progress: bool = True) -> dict:
+    """Probability of every sequence in `batches`, as {sequence index: probability}."""
+    probabilities = {}
+    total = sum(len(batch) for batch in batches)
+    with tqdm(total=total, desc=desc, unit="rows", disable=not show_progress, dynamic_ncols=True) as bar:
+        for batch in batches:
+            longest = max(len(input_ids[i]) for i in batch)
+            ids = torch.full((len(batch), longest), pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), longest), dtype=torch.long)
+            for row, index in enumerate(batch):
+                sequence = input_ids[index]
+                ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+                mask[row, : len(sequence)] = 1
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            for index, probability in zip(batch, logits_to_probability(logits).cpu().tolist()):
+                probabilities[index] = probability
+            bar.update(len(batch))
+    return probabilities
+
+
+def resolve_dtype(name: str, device) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
+
+
+def load_base_model(model_name_or_path: str, num_labels: int, dtype, attn_implementation, trust_remote_code: bool,
+                    pad_token_id: int, device):
+    """Base sequence classifier; its own score head is replaced by each adapter's."""
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_name_or_path,
+        num_labels=num_labels,
+        dtype=dtype,
+        attn_implementation=attn_implementation,
+        trust_remote_code=trust_remote_code,
+    )
+    # The last-token pooling finds each row's end by the pad id: it must be the tokenizer's.
+    model.config.pad_token_id = pad_token_id
+    return model.to(device).eval()
+
+
+class AdapterScorer:
+    """Runs a base model with one adapter at a time, by merging into a copy or by swapping adapters."""
+
+    def __init__(self, base_model, strategy: str):
+        if strategy not in ("merge", "swap"):
+            raise ValueError(f"unknown --adapter_strategy {strategy!r}; choose 'merge' or 'swap'")
+        self.base_model = base_model
+        self.strategy = strategy
+        self.peft_model = None
+
+    def model_for(self, adapter: str, name: str):
+        from peft import PeftModel
+
+        if self.strategy == "merge":
+            merged = PeftModel.from_pretrained(copy.deepcopy(self.base_model), adapter, adapter_name=name)
+            return merged.merge_and_unload().eval()
+        if self.peft_model is None:
+            self.peft_model = PeftModel.from_pretrained(self.base_model, adapter, adapter_name=name)
+        elif name not in self.peft_model.peft_config:
+            self.peft_model.load_adapter(adapter, adapter_name=name)
+        self.peft_model.set_adapter(name)
+        return self.peft_model.eval()
+
+    def release(self, name: str) -> None:
+        if self.strategy == "swap" and self.peft_model is not None and len(self.peft_model.peft_config) > 1:
+            # Keep memory flat over many folds; the active adapter cannot be deleted, the next one replaces it.
+            for other in [n for n in self.peft_model.peft_config if n != name]:
+                self.peft_model.delete_adapter(other)
+
+    def close(self):
+        """Give the base model back without any adapter (swap wraps it in place)."""
+        if self.peft_model is not None:
+            self.base_model = self.peft_model.unload()
+            self.peft_model = None
+        return self.base_model
+
+
+def predict_probabilities(base_model, adapters: list, encoded: EncodedInputs, pad_token_id: int, strategy: str,
+                          max_tokens_per_batch: int, max_batch_size: int, state: PartialState = None,
+                          names: list = None):
+    """Per-row probability of each adapter, shape (rows, adapters), in the input row order.
+
+    Sequences are sorted by length and batched by token budget; with several processes each takes every
+    num_processes-th batch and the results are gathered and put back by index, so every process ends with
+    the full matrix in the original order.
+    """
+    state = state or PartialState()
+    names = names or adapter_names(adapters)
+    lengths = [len(sequence) for sequence in encoded.input_ids]
+    batches = length_batches(lengths, max_tokens_per_batch, max_batch_size)
+    local_batches = batches[state.process_index :: state.num_processes]
+    scorer = AdapterScorer(base_model, strategy)
+    per_unique = np.full((encoded.num_unique, len(adapters)), np.nan)
+    stats = {"rows": len(encoded.row_to_unique), "sequences_scored": 0, "batches": len(batches), "seconds": {}}
+    for column, (adapter, name) in enumerate(zip(adapters, names)):
+        start = time.perf_counter()
+        model = scorer.model_for(adapter, name)
+        local = score_sequences(
+            model, encoded.input_ids, local_batches, pad_token_id, state.device,
+            desc=f"{name} (process {state.process_index})" if state.num_processes > 1 else name,
+            show_progress=state.is_local_main_process,
+        )
+        scorer.release(name)
+        del model
+        gathered = gather_object(list(local.items()))
+        for index, probability in gathered:
+            per_unique[index, column] = probability
+        stats["sequences_scored"] += len(gathered)
+        stats["seconds"][name] = time.perf_counter() - start
+    scorer.close()
+    if np.isnan(per_unique).any():
+        raise RuntimeError(f"{int(np.isnan(per_unique).sum())} sequence scores missing after gathering")
+    return per_unique[encoded.row_to_unique], stats
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _setup_logging(state: PartialState) -> None:
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    level = logging.INFO if state.is_main_process else logging.WARNING
+    logger.setLevel(level)
+    transformers.utils.logging.set_verbosity(logging.WARNING if state.is_main_process else logging.ERROR)
+
+
+def parse_tasks(spec: str) -> list:
+    tasks = [t.strip().lower() for t in spec.split(",") if t.strip()]
+    unknown = [t for t in tasks if t not in utils_data.TASKS]
+    if not tasks or unknown or len(set(tasks)) != len(tasks):
+        raise ValueError(f"--task {spec!r}: give 'qc', 'qi' or 'qc,qi'")
+    return tasks
+
+
+def run_check_only(data_args: DataArguments, pred_args: PredictionArguments) -> list:
+    summaries = []
+    for task in parse_tasks(data_args.task):
+        if not pred_args.submission_file:
+            raise ValueError("--check_only needs --submission_file")
+        submission = pred_args.submission_file.replace("{task}", task)
+        if data_args.test_file:
+            reference = load_reference_rows(task, test_file=data_args.test_file.replace("{task}", task))
+        elif data_args.dataset_name:
+            dataset = utils_data.load_folded_dataset(data_args.dataset_name.replace("{task}", task))[data_args.split]
+            reference = load_reference_rows(task, dataset=dataset)
+        else:
+            raise ValueError("--check_only needs --test_file or --dataset_name")
+        summary = check_submission(submission, reference, task)
+        logger.info("%s is valid: %d rows, %d positive (%.1f%%)", submission, summary["rows"],
+                    summary["positives"], 100 * summary["positive_rate"])
+        summaries.append(summary)
+    return summaries
+
+
+def main(argv=None):
+    parser = HfArgumentParser((DataArguments, ModelArguments, PredictionArguments))
+    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith((".yaml", ".yml")):
+        data_args, model_args, pred_args = parser.parse_yaml_file(os.path.abspath(sys.argv[1]))
+    else:
+        data_args, model_args, pred_args = parser.parse_args_into_dataclasses(args=argv)
+    # PartialState() alone never goes multi-process on CPU; with cpu=True it reads torchrun's WORLD_SIZE (gloo).
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.accelerator.is_available())
+    _setup_logging(state)
+    tasks = parse_tasks(data_args.task)
+
+    if pred_args.check_only:
+        return run_check_only(data_args, pred_args)
+    if not data_args.dataset_name or not model_args.adapters:
+        raise ValueError("--dataset_name and --adapters are required (or --check_only)")
+    if pred_args.threshold_strategy not in THRESHOLD_STRATEGIES + ("auto",):
+        raise ValueError(f"--threshold_strategy {pred_args.threshold_strategy!r}: choose auto, fixed, global, per_language")
+    os.makedirs(pred_args.output_dir, exist_ok=True)
+
+    # 1. Adapters of each task, their score heads and the ensemble weights.
+    plan = {}
+    for task in tasks:
+        adapters = expand_paths(model_args.adapters, task)
+        if not adapters:
+            raise ValueError(f"--adapters {model_args.adapters!r} gives no adapter for task {task}")
+        head_sizes = {adapter_head_size(adapter) for adapter in adapters}
+        if len(head_sizes) != 1:
+            raise ValueError(f"task {task}: adapters have score heads of different sizes {sorted(head_sizes)}")
+        weights = ensemble_weights(adapters, model_args.ensemble_weighting, model_args.weight_metric)
+        plan[task] = {"adapters": adapters, "names": adapter_names(adapters), "weights": weights,
+                      "num_labels": head_sizes.pop()}
+        logger.info("Task %s: %d adapter(s), weights %s", task, len(adapters), np.round(weights, 4).tolist())
+
+    # 2. Tokenizer and base model, loaded once for every task and adapter.
+    from peft import PeftConfig
+
+    first_adapter = plan[tasks[0]]["adapters"][0]
+    base_name = model_args.model_name_or_path or PeftConfig.from_pretrained(first_adapter).base_model_name_or_path
+    for task in tasks:
+        for adapter in plan[task]["adapters"]:
+            recorded = PeftConfig.from_pretrained(adapter).base_model_name_or_path
+            if model_args.model_name_or_path is None and recorded != base_name:
+                raise ValueError(f"{adapter} was trained on {recorded!r}, {first_adapter} on {base_name!r}; "
+                                 "score them in separate runs or pass --model_name_or_path")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(first_adapter, trust_remote_code=model_args.trust_remote_code)
+    except (OSError, ValueError):
+        logger.info("No tokenizer beside %s; using the base model's", first_adapter)
+        tokenizer = AutoTokenizer.from_pretrained(base_name, trust_remote_code=model_args.trust_remote_code)
+    if tokenizer.pad_token_id is None:
+        raise ValueError(f"the tokenizer of {first_adapter} has no pad token; training sets one, use its tokenizer")
+    num_labels = {plan[task]["num_labels"] for task in tasks}
+    if len(num_labels) != 1:
+        raise ValueError(f"qc and qi adapters have different score head sizes {sorted(num_labels)}")
+    dtype = resolve_dtype(model_args.dtype, state.device)
+    logger.info("Loading base model %s (%s) on %s, %d process(es)", base_name, dtype, state.device,
+                state.num_processes)
+    base_model = load_base_model(base_name, num_labels.pop(), dtype, model_args.attn_implementation,
+                                 model_args.trust_remote_code, tokenizer.pad_token_id, state.device)
+
+    written = {}
+    for task in tasks:
+        # 3. Rows to score, tokenised once, identical model inputs merged.
+        dataset_name = data_args.dataset_name.replace("{task}", task)
+        dataset = utils_data.load_folded_dataset(
+            dataset_name, **({"name": data_args.dataset_config_name} if data_args.dataset_config_name else {})
+        )
+        if data_args.split not in dataset:
+            raise ValueError(f"{dataset_name}: no split {data_args.split!r} (splits: {list(dataset)})")
+        split = dataset[data_args.split]
+        if data_args.max_samples is not None:
+            split = split.select(range(min(data_args.max_samples, len(split))))
+        use_translation = data_args.use_translation
+        if use_translation is None:
+            use_translation = "query_en" in split.column_names
+        elif use_translation and "query_en" not in split.column_names:
+            raise ValueError(f"{dataset_name}[{data_args.split}] has no query_en column (run run_translate.py)")
+        columns = ["query", "target"] + (["query_en"] if use_translation else [])
+        texts = build_texts(split.select_columns(columns).to_dict(), task, use_translation)
+        encoded = encode_texts(texts, tokenizer, model_args.max_length, pred_args.deduplicate)
+        logger.info("Task %s: %d rows of %s[%s], %d distinct model inputs, translation %s", task, len(texts),
+                    dataset_name, data_args.split, encoded.num_unique, "on" if use_translation else "off")
+
+        # 4. Score with every adapter and average.
+        start = time.perf_counter()
+        per_adapter, stats = predict_probabilities(
+            base_model, plan[task]["adapters"], encoded, tokenizer.pad_token_id, model_args.adapter_strategy,
+            pred_args.max_tokens_per_batch, pred_args.max_batch_size, state, plan[task]["names"],
+        )
+        elapsed = time.perf_counter() - start
+        probability = ensemble_probabilities(per_adapter, plan[task]["weights"])
+        logger.info("Task %s: %d rows x %d adapter(s) in %.1fs (%.1f rows/s per adapter, %d sequences scored)",
+                    task, len(texts), len(plan[task]["adapters"]), elapsed,
+                    len(texts) * len(plan[task]["adapters"]) / max(elapsed, 1e-9), stats["sequences_scored"])
+        if not state.is_main_process:
+            continue
+
+        # 5. Thresholds from the OOF predictions.
+        oof_files = expand_paths(pred_args.oof_files, task) if pred_args.oof_files else [
+            path for path in (adapter_file(a, OOF_FILE) for a in plan[task]["adapters"]) if path
+        ]
+        oof = read_oof_predictions(oof_files, task) if oof_files else None
+        report = choose_thresholds(oof, pred_args)
+        for strategy in THRESHOLD_STRATEGIES if oof is not None else ():
+            logger.info("Task %s OOF F1 with %-12s thresholds: in-sample %.4f, cross-fitted %.4f", task, strategy,
+                        report["in_sample_f1"][strategy], report["cross_fitted_f1"][strategy])
+        languages = split["language"]
+        thresholds = row_thresholds(languages, report, report["strategy"], pred_args.threshold)
+        prediction = (probability >= thresholds).astype(int)
+        unseen = sorted(set(languages) - set(report.get("per_language", {})))
+        logger.info("Task %s: threshold strategy %s; languages on the global/fixed threshold: %s", task,
+                    report["strategy"], unseen)
+
+        # 6. Per-row probabilities and the thresholds report.
+        frame = pd.DataFrame({"id": split["id"], "task": split["task"] if "task" in split.column_names
+                              else task.upper(), "language": languages})
+        for column, name in enumerate(plan[task]["names"]):
+            frame[f"probability_{name}"] = per_adapter[:, column]
+        frame["probability"] = probability
+        frame["threshold"] = thresholds
+        frame["prediction"] = prediction
+        frame.to_parquet(os.path.join(pred_args.output_dir, f"predictions_{task}.parquet"), index=False)
+        report.update({"task": task, "adapters": plan[task]["adapters"],
+                       "weights": plan[task]["weights"].tolist(), "scoring": stats,
+                       "test_positive_rate": float(prediction.mean()) if len(prediction) else None})
+        if "label" in split.column_names:
+            report["split_f1"] = float(f1_score(split["label"], prediction))
+            logger.info("Task %s: F1 on %s[%s] = %.4f", task, dataset_name, data_args.split, report["split_f1"])
+        with open(os.path.join(pred_args.output_dir, f"thresholds_{task}.json"), "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2, default=str)
+
+        # 7. Submission file, checked against the test rows before it counts as written.
+        if pred_args.write_submission and data_args.max_samples is None:
+            path = os.path.join(pred_args.output_dir, SUBMISSION_FILE[task])
+            rows = load_reference_rows(task, dataset=split)
+            write_submission(path, rows, prediction, task)
+            check_submission(path, rows, task)
+            if data_args.test_file:
+                check_submission(path, load_reference_rows(task, test_file=data_args.test_file.replace("{task}", task)), task)
+            logger.info("Wrote and checked %s (%d rows, %.1f%% positive)", path, len(rows), 100 * prediction.mean())
+            written[task] = path
+
+    # 8. The zip the competition takes.
+    if state.is_main_process and written:
+        files = [os.path.join(pred_args.output_dir, SUBMISSION_FILE[t]) for t in utils_data.TASKS]
+        present = [path for path in files if os.path.isfile(path)]
+        if len(present) == len(files):
+            stale = [path for path in present if path not in written.values()]
+            if stale:
+                logger.warning("%s comes from an earlier run and was not re-checked now", stale)
+            zip_path = os.path.join(pred_args.output_dir, ZIP_FILE)
+            write_zip(zip_path, present)
+            logger.info("Wrote %s with %s", zip_path, [os.path.basename(p) for p in present])
+        else:
+            logger.info("No %s: it needs both %s", ZIP_FILE, list(SUBMISSION_FILE.values()))
+    state.wait_for_everyone()
+    return written
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,320 @@
+"""Tests of make_submission.py: ensemble inference, row order, deduplication, thresholds, the checker, and a
+2-process `accelerate launch` run. Adapters are random LoRA + random score heads on a tiny base, made here."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import make_submission as ms
+from tests.tiny_models import make_tiny_decoder, make_tiny_folded_dataset
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+UNSEEN_LANGUAGE = "ja"
+
+
+def _make_adapter(base_dir: str, out_dir: Path, seed: int, train: pd.DataFrame, fold: int, f1: float) -> str:
+    """A 'trained-looking' adapter: LoRA with non-zero lora_B and a random score head, plus its tokenizer,
+    metrics.json and an OOF file for its fold (probabilities that lean towards the label)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1)
+    model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules="all-linear"))
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name or ("modules_to_save" in name and "score" in name):
+            torch.nn.init.normal_(parameter, std=0.3)
+    model.save_pretrained(out_dir)
+    AutoTokenizer.from_pretrained(base_dir).save_pretrained(out_dir)
+    (out_dir / "metrics.json").write_text(json.dumps({"eval_f1": f1}))
+    rows = train[train["fold"] == fold]
+    rng = np.random.RandomState(seed)
+    probability = 1 / (1 + np.exp(-(2.0 * (2 * rows["label"].to_numpy() - 1) + rng.normal(0, 1.5, len(rows)))))
+    pd.DataFrame({"id": rows["id"], "fold": fold, "task": rows["task"], "language": rows["language"],
+                  "label": rows["label"], "probability": probability}).to_parquet(out_dir / ms.OOF_FILE)
+    return str(out_dir)
+
+
+def _make_dataset(root: Path, task: str) -> str:
+    """Tiny folded dataset whose test split has repeated model inputs and a language absent from training."""
+    raw = make_tiny_folded_dataset(root / f"raw_{task}", task=task, num_rows=60, num_test_rows=20)
+    dataset = datasets.load_from_disk(raw)
+    test = dataset["test"].to_list()
+    for i, row in enumerate(test[:6]):
+        test.append({**row, "id": 20_000 + i})  # same query and target, new id
+    for row in test[::5]:
+        row["language"] = UNSEEN_LANGUAGE
+    dataset["test"] = datasets.Dataset.from_list(test, features=dataset["test"].features)
+    path = str(root / f"folds_{task}")
+    dataset.save_to_disk(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("submission")
+    base = make_tiny_decoder(root / "base")
+    setup = {"root": root, "base": base}
+    for task, folds in (("qc", (0, 1)), ("qi", (0,))):
+        setup[f"data_{task}"] = _make_dataset(root, task)
+        train = datasets.load_from_disk(setup[f"data_{task}"])["train"].to_pandas()
+        setup[f"adapters_{task}"] = [
+            _make_adapter(base, root / task / f"fold{fold}", seed=10 * fold + len(task) + (task == "qi"),
+                          train=train, fold=fold, f1=0.6 + 0.1 * fold)
+            for fold in folds
+        ]
+    return setup
+
+
+def _encoded(tiny, task="qc", deduplicate=True):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny[f"adapters_{task}"][0])
+    test = datasets.load_from_disk(tiny[f"data_{task}"])["test"]
+    texts = ms.build_texts(test.select_columns(["query", "target"]).to_dict(), task, use_translation=False)
+    return tokenizer, texts, ms.encode_texts(texts, tokenizer, max_length=64, deduplicate=deduplicate)
+
+
+def _base(tiny, tokenizer):
+    return ms.load_base_model(tiny["base"], 1, torch.float32, "sdpa", False, tokenizer.pad_token_id, "cpu")
+
+
+def _reference(tiny, adapter, tokenizer, texts):
+    """Each row alone, unpadded, through the unmerged PEFT model, in file order."""
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(_base(tiny, tokenizer), adapter).eval()
+    out = []
+    with torch.inference_mode():
+        for text in texts:
+            ids = torch.tensor([tokenizer(text, truncation=True, max_length=64)["input_ids"]])
+            out.append(torch.sigmoid(model(input_ids=ids).logits[0, 0]).item())
+    return np.array(out)
+
+
+def test_ensemble_is_mean_of_single_adapters(tiny):
+    tokenizer, texts, encoded = _encoded(tiny)
+    a0, a1 = tiny["adapters_qc"]
+    base = _base(tiny, tokenizer)
+    both, _ = ms.predict_probabilities(base, [a0, a1], encoded, tokenizer.pad_token_id, "merge", 4096, 64)
+    only0, _ = ms.predict_probabilities(base, [a0], encoded, tokenizer.pad_token_id, "merge", 4096, 64)
+    only1, _ = ms.predict_probabilities(base, [a1], encoded, tokenizer.pad_token_id, "merge", 4096, 64)
+    # Each adapter's own score head is used: the two columns differ, and each equals its single-adapter run.
+    assert np.abs(only0[:, 0] - only1[:, 0]).max() > 1e-2
+    np.testing.assert_allclose(both, np.column_stack([only0[:, 0], only1[:, 0]]), atol=1e-6)
+    mean = ms.ensemble_probabilities(both, ms.ensemble_weights([a0, a1], "uniform", "eval_f1"))
+    np.testing.assert_allclose(mean, (only0[:, 0] + only1[:, 0]) / 2, atol=1e-6)
+    # Weighted by the validation F1 in metrics.json (0.6 and 0.7).
+    weighted = ms.ensemble_probabilities(both, ms.ensemble_weights([a0, a1], "metric", "eval_f1"))
+    np.testing.assert_allclose(weighted, (0.6 * only0[:, 0] + 0.7 * only1[:, 0]) / 1.3, atol=1e-6)
+    # The swap strategy gives the same numbers, and the base model comes back without adapters.
+    swapped, _ = ms.predict_probabilities(base, [a0, a1], encoded, tokenizer.pad_token_id, "swap", 4096, 64)
+    np.testing.assert_allclose(swapped, both, atol=1e-5)
+    assert not any("lora" in name for name, _ in base.named_parameters())
+    np.testing.assert_allclose(only0[:, 0], _reference(tiny, a0, tokenizer, texts), atol=1e-5)
+
+
+def test_row_order_and_deduplication(tiny):
+    tokenizer, texts, encoded = _encoded(tiny)
+    adapter = tiny["adapters_qc"][0]
+    base = _base(tiny, tokenizer)
+    reference = _reference(tiny, adapter, tokenizer, texts)
+    assert encoded.num_unique < len(texts)  # the fixture repeats 6 rows
+    # A small token budget gives many batches, so the length sorting really reorders the rows.
+    batches = ms.length_batches([len(s) for s in encoded.input_ids], 60, 64)
+    assert len(batches) > 3 and sorted(i for b in batches for i in b) != [i for b in batches for i in b]
+    deduplicated, stats = ms.predict_probabilities(base, [adapter], encoded, tokenizer.pad_token_id, "merge", 60, 64)
+    assert stats["sequences_scored"] == encoded.num_unique
+    np.testing.assert_allclose(deduplicated[:, 0], reference, atol=1e-5)
+    _, _, separate = _encoded(tiny, deduplicate=False)
+    each, stats = ms.predict_probabilities(base, [adapter], separate, tokenizer.pad_token_id, "merge", 60, 64)
+    assert stats["sequences_scored"] == len(texts)
+    np.testing.assert_allclose(each[:, 0], deduplicated[:, 0], atol=1e-5)
+    repeated = [i for i, text in enumerate(texts) if texts.index(text) != i]
+    assert repeated and all(deduplicated[i, 0] == deduplicated[texts.index(texts[i]), 0] for i in repeated)
+
+
+def test_length_batches_cover_every_row_within_budget():
+    lengths = list(np.random.RandomState(0).randint(1, 50, size=200)) + [300]
+    batches = ms.length_batches(lengths, max_tokens_per_batch=256, max_batch_size=16)
+    flat = [i for batch in batches for i in batch]
+    assert sorted(flat) == list(range(len(lengths)))
+    assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)
+    for batch in batches:
+        assert len(batch) <= 16
+        assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 256
+
+
+def test_logits_to_probability_one_or_two_logits():
+    logits = torch.tensor([[0.3], [-1.2]])
+    torch.testing.assert_close(ms.logits_to_probability(logits), torch.sigmoid(logits[:, 0]))
+    two = torch.tensor([[0.1, 0.4], [2.0, -1.0]])
+    torch.testing.assert_close(ms.logits_to_probability(two), torch.softmax(two, -1)[:, 1])
+
+
+def test_best_threshold_matches_brute_force():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.RandomState(1)
+    labels = rng.randint(0, 2, 300)
+    probabilities = np.round(0.3 * labels + rng.uniform(0, 0.7, 300), 2)
+    threshold, f1 = ms.best_f1_threshold(labels, probabilities)
+    brute = max(f1_score(labels, probabilities >= t) for t in np.unique(probabilities))
+    assert f1 == pytest.approx(brute)
+    assert f1_score(labels, probabilities >= threshold) == pytest.approx(brute)
+    assert ms.best_f1_threshold([1, 1, 1], [0.2, 0.5, 0.9]) == (None, None)
+
+
+def test_per_language_thresholds_fall_back():
+    rng = np.random.RandomState(2)
+    languages = ["en"] * 300 + ["fr"] * 300 + ["es"] * 20 + ["ko"] * 50
+    labels = rng.randint(0, 2, len(languages))
+    labels[-50:] = 1  # ko: a single label, no F1-optimal threshold of its own
+    shift = np.where(np.array(languages) == "fr", 0.3, 0.0)  # fr probabilities run higher
+    oof = pd.DataFrame({"id": range(len(languages)), "fold": np.arange(len(languages)) % 3, "task": "QC",
+                        "language": languages, "label": labels,
+                        "probability": np.clip(0.35 * labels + shift + rng.uniform(0, 0.5, len(languages)), 0, 1)})
+    fitted = ms.fit_thresholds(oof, min_rows_per_language=100)
+    assert set(fitted["per_language"]) == {"en", "fr"}
+    assert set(fitted["fallback_languages"]) == {"es", "ko"}
+    assert fitted["per_language"]["fr"] > fitted["per_language"]["en"]
+    rows = ms.row_thresholds(["en", "fr", "es", UNSEEN_LANGUAGE], fitted, "per_language", 0.5)
+    assert rows.tolist() == [fitted["per_language"]["en"], fitted["per_language"]["fr"], fitted["global"],
+                             fitted["global"]]
+
+
+def test_cross_fitting_evaluates_on_held_out_folds():
+    # Fold 0 separates at 0.85, fold 1 at 0.55: thresholds fitted on one fold misjudge the other.
+    probability = [0.9, 0.8] * 10 + [0.6, 0.5] * 10
+    label = [1, 0] * 20
+    oof = pd.DataFrame({"id": range(40), "fold": [0] * 20 + [1] * 20, "task": "QC", "language": "en",
+                        "label": label, "probability": probability})
+    # In-sample the best global threshold (0.55) gets every positive and fold 0's negatives: F1 0.8.
+    assert ms.best_f1_threshold(oof["label"], oof["probability"])[1] == pytest.approx(0.8)
+    # Cross-fitted: fold 0 all positive (P 0.5, R 1), fold 1 all negative: pooled P 0.5, R 0.5.
+    assert ms.cross_fitted_f1(oof, "global", 1, 0.5, seed=0) == pytest.approx(0.5)
+    assert ms.cross_fitted_f1(oof, "fixed", 1, 0.5, seed=0) == pytest.approx(2 / 3)
+
+
+def _test_rows(n=5):
+    return [{"id": i, "language": "en", "origin_query": f"q{i}", "category_path": "a,b", "label": 1}
+            for i in range(n)]
+
+
+def _write_lines(path, records):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+    return str(path)
+
+
+def _submission(rows):
+    return [{"id": r["id"], "language": r["language"], "origin_query": r["origin_query"],
+             "category_path": r["category_path"], "prediction": 1} for r in rows]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda s: s[:-1], "id 4 of the test rows is missing"),
+        (lambda s: s + [s[2]], "id 2 duplicated (first on line 3)"),
+        (lambda s: s + [{**s[0], "id": 99}], "id 99 is not in the test rows"),
+        (lambda s: [{**s[0], "prediction": 2}] + s[1:], ":1: id 0: field 'prediction' must be 0 or 1, got 2"),
+        (lambda s: [{**s[0], "prediction": True}] + s[1:], "must be 0 or 1, got True"),
+        (lambda s: [{**s[0], "prediction": "1"}] + s[1:], "must be 0 or 1, got '1'"),
+        (lambda s: [{**s[0], "prediction": 0.5}] + s[1:], "must be 0 or 1, got 0.5"),
+        (lambda s: [{**s[0], "id": "0"}] + s[1:], "id '0' is not in the test rows"),
+        (lambda s: [{**s[0], "origin_query": "other"}] + s[1:], "field 'origin_query' is 'other'"),
+        (lambda s: [{k: v for k, v in s[0].items() if k != "language"}] + s[1:], "missing field(s) ['language']"),
+        (lambda s: ["{not json"] + s[1:], ":1: not valid JSON"),
+    ],
+)
+def test_checker_catches_bad_submissions(tmp_path, change, message):
+    rows = _test_rows()
+    good = _write_lines(tmp_path / "good.txt", _submission(rows))
+    assert ms.check_submission(good, rows, "qc")["rows"] == 5
+    bad = _write_lines(tmp_path / "bad.txt", change(_submission(rows)))
+    with pytest.raises(ms.SubmissionError) as error:
+        ms.check_submission(bad, rows, "qc")
+    assert message in str(error.value)
+
+
+def test_check_only_command_line(tmp_path):
+    rows = _test_rows()
+    test_file = _write_lines(tmp_path / "test_QC.jsonl", [{k: v for k, v in r.items() if k != "label"} for r in rows])
+    good = _write_lines(tmp_path / "submit_QC.txt", _submission(rows))
+    summary = ms.main(["--check_only", "--submission_file", good, "--test_file", test_file])
+    assert summary[0]["rows"] == 5 and summary[0]["positives"] == 5
+    bad = _write_lines(tmp_path / "bad.txt", _submission(rows)[1:])
+    with pytest.raises(ms.SubmissionError, match="id 0 of the test rows is missing"):
+        ms.main(["--check_only", "--submission_file", bad, "--test_file", test_file])
+
+
+def _args(tiny, output_dir, task="qc,qi"):
+    return ["--task", task, "--dataset_name", str(tiny["root"] / "folds_{task}"),
+            "--adapters", str(tiny["root"] / "{task}" / "fold*"), "--output_dir", str(output_dir),
+            "--max_tokens_per_batch", "80", "--min_rows_per_language", "15", "--max_length", "64"]
+
+
+def test_two_tasks_end_to_end(tiny, tmp_path):
+    written = ms.main(_args(tiny, tmp_path))
+    assert set(written) == {"qc", "qi"}
+    for task in ("qc", "qi"):
+        test = datasets.load_from_disk(tiny[f"data_{task}"])["test"]
+        rows = ms.load_reference_rows(task, dataset=test)
+        ms.check_submission(str(tmp_path / ms.SUBMISSION_FILE[task]), rows, task)
+        predictions = pd.read_parquet(tmp_path / f"predictions_{task}.parquet")
+        assert predictions["id"].tolist() == test["id"]
+        columns = [c for c in predictions.columns if c.startswith("probability_")]
+        assert len(columns) == len(tiny[f"adapters_{task}"])
+        np.testing.assert_allclose(predictions["probability"], predictions[columns].mean(axis=1), atol=1e-9)
+        report = json.loads((tmp_path / f"thresholds_{task}.json").read_text())
+        assert set(report["cross_fitted_f1"]) == {"fixed", "global", "per_language"}
+        assert report["strategy"] in ("fixed", "global", "per_language")
+        unseen = predictions[predictions["language"] == UNSEEN_LANGUAGE]
+        assert len(unseen) and UNSEEN_LANGUAGE not in report["per_language"]
+        assert (unseen["threshold"] == (0.5 if report["strategy"] == "fixed" else report["global"])).all()
+        submitted = [json.loads(line)["prediction"] for line in open(tmp_path / ms.SUBMISSION_FILE[task])]
+        assert submitted == predictions["prediction"].tolist()
+    with zipfile.ZipFile(tmp_path / ms.ZIP_FILE) as archive:
+        assert sorted(archive.namelist()) == ["submit_QC.txt", "submit_QI.txt"]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_accelerate_two_processes_return_every_id_in_order(tiny, tmp_path):
+    single = tmp_path / "single"
+    ms.main(_args(tiny, single, task="qc") + ["--write_submission", "false"])
+    double = tmp_path / "double"
+    # `--cpu` would start one process only (accelerate 1.15 needs mpirun for that); the torchrun launcher
+    # behind `--multi_gpu` starts two, and with no visible GPU they run on CPU with gloo.
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(_free_port()), "make_submission.py",
+               *_args(tiny, double, task="qc")]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "2 process(es)" in result.stdout + result.stderr
+    expected = datasets.load_from_disk(tiny["data_qc"])["test"]["id"]
+    got = pd.read_parquet(double / "predictions_qc.parquet")
+    assert got["id"].tolist() == expected
+    scoring = json.loads((double / "thresholds_qc.json").read_text())["scoring"]
+    assert scoring["batches"] >= 2  # both processes had batches to score
+    assert scoring["sequences_scored"] == 2 * _encoded(tiny)[2].num_unique  # 2 adapters x distinct inputs
+    reference = pd.read_parquet(single / "predictions_qc.parquet")
+    np.testing.assert_allclose(got["probability"], reference["probability"], atol=1e-5)
+    rows = ms.load_reference_rows("qc", dataset=datasets.load_from_disk(tiny["data_qc"])["test"])
+    ms.check_submission(str(double / ms.SUBMISSION_FILE["qc"]), rows, "qc")

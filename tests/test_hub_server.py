@@ -277,8 +277,6 @@ def test_restart_keeps_every_repo(hub_server_control, tmp_path):
     reason="make_folds.py or data/sample/train_QC.jsonl is not in the tree yet",
 )
 def test_make_folds_push_to_hub_roundtrip(hub_server, tmp_path):
-    import datasets
-
     repo_id = unique("folds-qc")
     command = [sys.executable, "make_folds.py", "--train_file", "data/sample/train_QC.jsonl",
                "--test_file", "data/sample/test_QC.jsonl", "--output_dir", str(tmp_path / "folds"),
@@ -286,7 +284,11 @@ def test_make_folds_push_to_hub_roundtrip(hub_server, tmp_path):
     run = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)  # env: HF_ENDPOINT etc.
     assert run.returncode == 0, run.stderr[-3000:]
 
-    local = datasets.load_from_disk(str(tmp_path / "folds"))
-    pulled = datasets.load_dataset(repo_id)
+    from huggingface_hub import HfApi
+    from utils_data import load_folded_dataset
+
+    local = load_folded_dataset(str(tmp_path / "folds"))  # save_to_disk folder
+    pulled = load_folded_dataset(repo_id)  # Hub id: load_dataset through the server
     assert "fold" in pulled["train"].column_names
     assert_same_dataset_dict(pulled, local)
+    assert "fold_report.json" in HfApi().list_repo_files(repo_id, repo_type="dataset")

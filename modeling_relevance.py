@@ -270,7 +270,11 @@ class LastTokenClassifier(PreTrainedModel):
         if attention_mask is None:
             reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
             attention_mask = torch.ones(reference.shape[:2], dtype=torch.long, device=reference.device)
-        backbone_kwargs = {"use_cache": False} if self.is_decoder_backbone else {}
+        backbone_kwargs = {}
+        if self.is_decoder_backbone:
+            # Positions count real tokens only, so a left-padded row sees the same positions as unpadded.
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+            backbone_kwargs = {"use_cache": False, "position_ids": position_ids}
         outputs = self.model(
             input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **backbone_kwargs
         )

@@ -218,7 +218,11 @@ def load_task_datasets(script_args, tasks, seed):
     fold = script_args.fold
     train_parts, eval_parts, translation = [], [], {}
     for task, name in zip(tasks, names):
-        loaded = load_folded_dataset(name)
+        try:
+            loaded = load_folded_dataset(name)
+        except Exception as err:  # datasets raises many types (an empty split: IndexError); name the dataset
+            raise ValueError(f"dataset {name}: could not be loaded ({type(err).__name__}: {err}); an empty "
+                             "dataset cannot be saved or loaded, is it the output of make_folds.py?") from err
         if script_args.dataset_split not in loaded:
             raise ValueError(f"dataset {name}: no split {script_args.dataset_split!r}; found {list(loaded)}")
         ds = loaded[script_args.dataset_split]
@@ -470,6 +474,23 @@ def write_model_card(path, settings, metrics, recipe, hub_model_id):
         f.write("\n".join(lines))
 
 
+def check_best_checkpoint_schedule(training_args):
+    """The checks TrainingArguments makes when load_best_model_at_end is set on the command line."""
+    eval_strategy, save_strategy = training_args.eval_strategy, training_args.save_strategy
+    if save_strategy == "best":
+        return
+    if str(getattr(eval_strategy, "value", eval_strategy)) != str(getattr(save_strategy, "value", save_strategy)):
+        raise ValueError(
+            f"restoring the best checkpoint needs --save_strategy equal to --eval_strategy (got {save_strategy} and "
+            f"{eval_strategy}); or pass --load_best_model_at_end false"
+        )
+    if eval_strategy == IntervalStrategy.STEPS and training_args.save_steps % training_args.eval_steps != 0:
+        raise ValueError(
+            f"restoring the best checkpoint needs --save_steps ({training_args.save_steps}) to be a multiple of "
+            f"--eval_steps ({training_args.eval_steps})"
+        )
+
+
 def expand_hub_model_id(hub_model_id, tasks, fold):
     if not hub_model_id:
         return hub_model_id
@@ -509,6 +530,11 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
         logger.info("--fold -1: training on all rows, evaluation and best-checkpoint selection are off")
         training_args.eval_strategy = IntervalStrategy.NO
         training_args.load_best_model_at_end = False
+    # Default None (not True) so that --fold -1 parses without eval/save step constraints; resolved here.
+    if training_args.load_best_model_at_end is None:
+        training_args.load_best_model_at_end = training_args.eval_strategy != IntervalStrategy.NO
+        if training_args.load_best_model_at_end:
+            check_best_checkpoint_schedule(training_args)
     # The loss is computed in the model (it handles one-logit heads too); the Trainer must not smooth it again.
     label_smoothing = training_args.label_smoothing_factor
     training_args.label_smoothing_factor = 0.0
@@ -759,7 +785,7 @@ def make_parser() -> TrlParser:
         save_steps=100,
         save_total_limit=2,
         logging_steps=10,
-        load_best_model_at_end=True,
+        load_best_model_at_end=None,
         metric_for_best_model="f1",
         greater_is_better=True,
         train_sampling_strategy="group_by_length",

@@ -88,7 +88,10 @@ class DataArguments:
     )
     lowercase: bool = field(
         default=True,
-        metadata={"help": "Lowercase the model-facing `query`/`target` columns, as the winners did (--no_lowercase to keep case)."},
+        metadata={
+            "help": "Lowercase the model-facing `query`/`target` columns, as the winners did "
+            "(--no_lowercase keeps the case; grouping keys are always case-folded)."
+        },
     )
     skip_invalid: bool = field(
         default=False,
@@ -319,7 +322,9 @@ def format_report(report: dict) -> str:
         "q_in_other_folds": folds["valid_rows_query_in_other_folds"].map("{:.1%}".format),
         "train_rows": folds["train_rows"],
         "purged": folds["train_rows_purged"],
-        "purged_pct": (folds["train_rows_purged"] / folds["train_rows_before_purge"].clip(lower=1)).map("{:.1%}".format),
+        "purged_pct": (folds["train_rows_purged"] / folds["train_rows_before_purge"].clip(lower=1)).map(
+            "{:.1%}".format
+        ),
         "leak_after_purge": folds["train_rows_with_valid_query_after_purge"],
     })
     langs = pd.DataFrame([f["languages"] for f in report["folds"]]).fillna(0).astype(int)
@@ -450,7 +455,9 @@ def main(args=None):
         kwargs = {"name": data_args.dataset_config_name} if data_args.dataset_config_name else {}
         raw = load_folded_dataset(data_args.dataset_name, **kwargs)
         if data_args.train_split not in raw:
-            raise DataValidationError(f"{data_args.dataset_name}: no split {data_args.train_split!r} (splits: {list(raw)})")
+            raise DataValidationError(
+                f"{data_args.dataset_name}: no split {data_args.train_split!r} (splits: {list(raw)})"
+            )
         train, train_stats, task = read_raw_split(
             raw[data_args.train_split], f"{data_args.dataset_name}[{data_args.train_split}]", task=data_args.task,
             labelled=True, skip_invalid=data_args.skip_invalid,
@@ -458,7 +465,8 @@ def main(args=None):
         test, test_stats = None, None
         if data_args.test_split and data_args.test_split in raw:
             test, test_stats, _ = read_raw_split(
-                raw[data_args.test_split], f"{data_args.dataset_name}[{data_args.test_split}]", task=task, labelled=False
+                raw[data_args.test_split], f"{data_args.dataset_name}[{data_args.test_split}]", task=task,
+                labelled=False,
             )
         elif data_args.test_split:
             logger.info("%s has no split %r: no test split", data_args.dataset_name, data_args.test_split)
@@ -477,7 +485,9 @@ def main(args=None):
         test = add_model_columns(test, task, lowercase=data_args.lowercase)
 
     # 4. Assign folds and the purge lists.
-    folds, exclude, info = assign_folds(train, task, fold_args.num_folds, fold_args.seed, fold_args.category_prefix_levels)
+    folds, exclude, info = assign_folds(
+        train, task, fold_args.num_folds, fold_args.seed, fold_args.category_prefix_levels
+    )
     train["fold"] = folds
     train["exclude_from_train_folds"] = exclude
     if test is not None:

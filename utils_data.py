@@ -185,10 +185,12 @@ def _read_json_lines(path: str):
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
-                rows.append((location, RawIssue(location, "<line>", f"malformed JSON ({err.msg} at column {err.colno})")))
+                reason = f"malformed JSON ({err.msg} at column {err.colno})"
+                rows.append((location, RawIssue(location, "<line>", reason)))
                 continue
             if not isinstance(record, dict):
-                rows.append((location, RawIssue(location, "<line>", f"expected a JSON object, got {type(record).__name__}")))
+                reason = f"expected a JSON object, got {type(record).__name__}"
+                rows.append((location, RawIssue(location, "<line>", reason)))
                 continue
             rows.append((location, record))
     return rows, blank
@@ -207,9 +209,8 @@ def _read_tabular(path: str):
     if lower.endswith(CSV_EXTENSIONS):
         text_columns = {c: str for c in ("language", "task", "origin_query", "category_path", "item_title")}
         # Only an empty cell is null: "NA" or "null" can be a real query or product name.
-        frame = pd.read_csv(
-            path, sep="\t" if lower.endswith(".tsv") else ",", dtype=text_columns, keep_default_na=False, na_values=[""]
-        )
+        separator = "\t" if lower.endswith(".tsv") else ","
+        frame = pd.read_csv(path, sep=separator, dtype=text_columns, keep_default_na=False, na_values=[""])
     else:
         frame = pd.read_parquet(path)
     return frame
@@ -265,7 +266,8 @@ def validate_rows(rows, source: str, task: str, labelled: bool, skip_invalid: bo
             if id_type is None:
                 id_type = type(row_id)
             if type(row_id) is not id_type:
-                problem = RawIssue(location, "id", f"{type(row_id).__name__} id {row_id!r} in a file of {id_type.__name__} ids")
+                reason = f"{type(row_id).__name__} id {row_id!r} in a file of {id_type.__name__} ids"
+                problem = RawIssue(location, "id", reason)
             elif row_id in seen_ids:
                 problem = RawIssue(location, "id", f"duplicate id {row_id!r} (first seen at {seen_ids[row_id]})")
             else:
@@ -304,7 +306,8 @@ def _check_record(record: dict, location: str, task: str, labelled: bool):
         return RawIssue(location, "id", "null id")
     if isinstance(row_id, float) and row_id.is_integer():
         row_id = record["id"] = int(row_id)
-    if isinstance(row_id, bool) or not isinstance(row_id, (int, str)) or (isinstance(row_id, str) and not row_id.strip()):
+    blank_string = isinstance(row_id, str) and not row_id.strip()
+    if isinstance(row_id, bool) or not isinstance(row_id, (int, str)) or blank_string:
         return RawIssue(location, "id", f"expected an integer or a non-empty string, got {row_id!r}")
     language = record["language"]
     if not isinstance(language, str) or not language.strip():
@@ -358,6 +361,9 @@ def read_raw_file(path: str, task: str = None, labelled: bool = True, skip_inval
             if isinstance(record, dict):
                 columns.update(dict.fromkeys(record))
         task_values = {r.get("task") for _, r in rows if isinstance(r, dict) and isinstance(r.get("task"), str)}
+        if columns:
+            # A field absent from every line is one file-level error, not one error per line.
+            _check_columns(columns, path, task if task is not None else infer_task(columns, task_values), labelled)
     elif lower.endswith(CSV_EXTENSIONS + PARQUET_EXTENSIONS):
         frame = _read_tabular(path)
         blank = 0
@@ -381,7 +387,8 @@ def read_raw_split(dataset: datasets.Dataset, source: str, task: str = None, lab
     task_values = set(frame["task"].dropna().unique()) if "task" in frame.columns else set()
     resolved = task if task is not None else infer_task(columns, task_values)
     _check_columns(columns, source, resolved, labelled)
-    return _finish(_rows_from_frame(frame, source), source, list(columns), resolved, labelled, skip_invalid, 0, task_values)
+    rows = _rows_from_frame(frame, source)
+    return _finish(rows, source, list(columns), resolved, labelled, skip_invalid, 0, task_values)
 
 
 def read_raw_dataset(name_or_path: str, split: str, task: str = None, labelled: bool = True,

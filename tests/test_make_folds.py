@@ -336,6 +336,8 @@ def test_task_is_inferred_or_required(tmp_path):
     with pytest.raises(DataValidationError, match="--task"):
         read_raw_file(write_jsonl(tmp_path / "b.jsonl", both))
     assert read_raw_file(str(tmp_path / "b.jsonl"), task="qi")[2] == "qi"
+    with pytest.raises(DataValidationError, match=r"a\.jsonl: missing required column\(s\) \['item_title'\]"):
+        read_raw_file(str(tmp_path / "a.jsonl"), task="qi")
 
 
 def test_sample_fixture_folds_cleanly(tmp_path):
@@ -468,3 +470,12 @@ def test_cli_exits_nonzero_with_a_readable_error(tmp_path, monkeypatch, caplog):
         make_folds.cli()
     assert exit_info.value.code == 1
     assert f"{path}:3: field '<line>': malformed JSON" in caplog.text
+
+
+def test_unlabelled_read_keeps_and_checks_labels_when_present(tmp_path):
+    rows = make_rows("qi", 10, seed=6)
+    frame, _, _ = read_raw_file(write_jsonl(tmp_path / "held_out.jsonl", rows), labelled=False)
+    assert frame["label"].tolist() == [r["label"] for r in rows] and str(frame["label"].dtype) == "int64"
+    rows[1]["label"] = 5
+    with pytest.raises(DataValidationError, match=r"held_out\.jsonl:2: field 'label': expected 0 or 1, got 5"):
+        read_raw_file(write_jsonl(tmp_path / "held_out.jsonl", rows), labelled=False)

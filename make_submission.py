@@ -57,8 +57,9 @@ from sklearn.metrics import f1_score, precision_recall_curve
 from tqdm.auto import tqdm
 
 import transformers
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, HfArgumentParser
+from transformers import AutoTokenizer, HfArgumentParser
 
+import modeling_relevance as mr
 import utils_data
 
 logger = logging.getLogger(__name__)
@@ -99,8 +100,8 @@ class DataArguments:
     use_translation: Optional[bool] = field(
         default=None,
         metadata={
-            "help": "Add the `query_en` column to the prompt, as in training. Default: when the split has it. "
-            "Must match what the adapters were trained with."
+            "help": "Add the `query_en` column to the query ('query - query_en'). Default: as the adapters were "
+            "trained (relevance_config.json); overriding it is logged as a mismatch."
         },
     )
     max_samples: Optional[int] = field(
@@ -130,7 +131,10 @@ class ModelArguments:
     )
     model_name_or_path: Optional[str] = field(
         default=None,
-        metadata={"help": "Base model. Default: `base_model_name_or_path` from the first adapter's config."},
+        metadata={
+            "help": "Base model. Default: `base_model_name_or_path` from the adapters' relevance_config.json "
+            "(e.g. to point at a local copy of the same weights)."
+        },
     )
     adapter_strategy: str = field(
         default="merge",
@@ -147,8 +151,9 @@ class ModelArguments:
     attn_implementation: Optional[str] = field(
         default="sdpa", metadata={"help": "Attention kernel passed to from_pretrained ('sdpa', 'eager', ...)."}
     )
-    max_length: int = field(
-        default=256, metadata={"help": "Truncate model inputs to this many tokens (use the training value)."}
+    max_length: Optional[int] = field(
+        default=None,
+        metadata={"help": "Maximum tokens per input (the target is cut, never the query). Default: the training value."},
     )
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Allow custom modelling code from the Hub. Off unless you trust the repo."}
@@ -161,7 +166,8 @@ class ModelArguments:
         },
     )
     weight_metric: str = field(
-        default="eval_f1", metadata={"help": "Key of metrics.json used with --ensemble_weighting metric."}
+        default="eval.f1",
+        metadata={"help": "Key of metrics.json for --ensemble_weighting metric; dots go into nested objects."},
     )
 
 
@@ -524,8 +530,8 @@ def adapter_file(adapter: str, filename: str) -> Optional[str]:
         return None
 
 
-def adapter_head_size(adapter: str) -> int:
-    """Output size of the adapter's own score head; fail when the adapter does not carry one."""
+def check_adapter_head(adapter: str, num_labels: int) -> None:
+    """The adapter must carry its own trained score head, else the base's random head would score silently."""
     path = adapter_file(adapter, ADAPTER_WEIGHTS_FILE)
     if path is None:
         raise FileNotFoundError(f"{adapter}: no {ADAPTER_WEIGHTS_FILE}")
@@ -533,10 +539,33 @@ def adapter_head_size(adapter: str) -> int:
         heads = [key for key in weights.keys() if key.endswith("score.weight")]
         if not heads:
             raise ValueError(
-                f"{adapter}: {ADAPTER_WEIGHTS_FILE} holds no score head (score.weight); the base model's "
-                "untrained head would be used. Train with the head in modules_to_save."
+                f"{adapter}: {ADAPTER_WEIGHTS_FILE} holds no score head (score.weight); train with the head in "
+                "modules_to_save (run_relevance.py does)"
             )
-        return int(weights.get_slice(heads[0]).get_shape()[0])
+        rows = int(weights.get_slice(heads[0]).get_shape()[0])
+    if rows != num_labels:
+        raise ValueError(f"{adapter}: score head has {rows} output(s), relevance_config.json says {num_labels}")
+
+
+# What every adapter of one ensemble must share with the first (they run on one base, with one tokenisation).
+_SHARED_SETTINGS = ("base_model_name_or_path", "num_labels", "pooling", "template", "max_length")
+
+
+def read_adapter_settings(adapters: list, task: str) -> dict:
+    """relevance_config.json of the first adapter, after checking the others agree and all were trained on `task`."""
+    all_settings = [mr.read_settings(adapter) for adapter in adapters]
+    first = all_settings[0]
+    for adapter, settings in zip(adapters, all_settings):
+        if task not in settings.get("tasks", []):
+            raise ValueError(f"{adapter} was trained on task(s) {settings.get('tasks')}, not {task}")
+        keys = _SHARED_SETTINGS + ("use_translation",)
+        values = {k: settings.get(k) if k != "use_translation" else (settings.get(k) or {}).get(task) for k in keys}
+        expected = {k: first.get(k) if k != "use_translation" else (first.get(k) or {}).get(task) for k in keys}
+        for key in keys:
+            if values[key] != expected[key]:
+                raise ValueError(f"{adapter} was trained with {key}={values[key]!r} but {adapters[0]} with "
+                                 f"{expected[key]!r}; they cannot be scored as one ensemble")
+    return first
 
 
 def adapter_names(adapters: list) -> list:
@@ -552,6 +581,15 @@ def adapter_names(adapters: list) -> list:
     return names
 
 
+def _nested(metrics: dict, key: str):
+    value = metrics
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
 def ensemble_weights(adapters: list, weighting: str, metric: str) -> np.ndarray:
     """Uniform weights, or each adapter's validation metric from the metrics.json beside it."""
     if weighting == "uniform":
@@ -564,10 +602,10 @@ def ensemble_weights(adapters: list, weighting: str, metric: str) -> np.ndarray:
         if path is None:
             raise FileNotFoundError(f"{adapter}: no {METRICS_FILE} for --ensemble_weighting metric")
         with open(path, encoding="utf-8") as f:
-            metrics = json.load(f)
-        if metric not in metrics:
-            raise KeyError(f"{path}: no key {metric!r} (keys: {sorted(metrics)})")
-        weights.append(float(metrics[metric]))
+            value = _nested(json.load(f), metric)
+        if not isinstance(value, (int, float)):
+            raise KeyError(f"{path}: no number at {metric!r} (a fold trained with --fold -1 has no validation)")
+        weights.append(float(value))
     weights = np.asarray(weights)
     if (weights <= 0).any():
         raise ValueError(f"--weight_metric {metric} must be positive to weight adapters, got {weights.tolist()}")
@@ -584,46 +622,37 @@ def ensemble_probabilities(per_adapter: np.ndarray, weights: np.ndarray) -> np.n
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _build_input_text(task: str, query: str, target: str, query_en: Optional[str] = None) -> str:
-    # TEMPORARY local stand-in until modeling_relevance.py (the single prompt builder) lands.
-    if query_en and query_en != query:
-        query = f"{query} - {query_en}"
-    kind = "category" if task == "qc" else "title"
-    return f"query: {query} {kind}: {target}"
-
-
-def build_texts(rows: dict, task: str, use_translation: bool) -> list:
-    """Model input text of each row, as in training."""
-    query_en = rows["query_en"] if use_translation else [None] * len(rows["query"])
-    return [
-        _build_input_text(task, query, target, query_en=translation)
-        for query, target, translation in zip(rows["query"], rows["target"], query_en)
-    ]
-
-
 @dataclass
 class EncodedInputs:
-    """Unique token sequences and, for every row, the index of its sequence."""
+    """Token ids of each distinct model input and, for every row, the index of its input."""
 
     input_ids: list
     row_to_unique: np.ndarray
+    target_truncated: int = 0
+    query_too_long: int = 0
 
     @property
     def num_unique(self) -> int:
         return len(self.input_ids)
 
 
-def encode_texts(texts: list, tokenizer, max_length: int, deduplicate: bool = True) -> EncodedInputs:
-    """Tokenise each distinct text once (all texts with deduplicate=False)."""
+def encode_rows(tokenizer, task: str, queries: list, targets: list, queries_en: Optional[list], template: str,
+                max_length: int, deduplicate: bool = True) -> EncodedInputs:
+    """Tokenise as training does (modeling_relevance.encode_examples), each distinct (query, target, query_en) once."""
+    keys = list(zip(queries, targets, queries_en if queries_en is not None else [None] * len(queries)))
     if deduplicate:
         unique = {}
-        row_to_unique = np.array([unique.setdefault(text, len(unique)) for text in texts], dtype=np.int64)
-        unique_texts = list(unique)
+        row_to_unique = np.array([unique.setdefault(key, len(unique)) for key in keys], dtype=np.int64)
+        keys = list(unique)
     else:
-        row_to_unique = np.arange(len(texts), dtype=np.int64)
-        unique_texts = list(texts)
-    input_ids = tokenizer(unique_texts, truncation=True, max_length=max_length)["input_ids"] if unique_texts else []
-    return EncodedInputs(input_ids=input_ids, row_to_unique=row_to_unique)
+        row_to_unique = np.arange(len(keys), dtype=np.int64)
+    if not keys:
+        return EncodedInputs([], row_to_unique)
+    q, t, q_en = (list(column) for column in zip(*keys))
+    encoded = mr.encode_examples(tokenizer, [task] * len(keys), q, t, q_en if queries_en is not None else None,
+                                 template=template, max_length=max_length)
+    return EncodedInputs(encoded["input_ids"], row_to_unique, int(sum(encoded["target_truncated"])),
+                         int(sum(encoded["query_too_long"])))
 
 
 def length_batches(lengths, max_tokens_per_batch: int, max_batch_size: int) -> list:
@@ -646,23 +675,19 @@ def length_batches(lengths, max_tokens_per_batch: int, max_batch_size: int) -> l
     return batches
 
 
-def logits_to_probability(logits: torch.Tensor) -> torch.Tensor:
-    """P(relevant) from a 1-logit (sigmoid) or 2-logit (softmax, class 1) head."""
-    logits = logits.float()
-    if logits.shape[-1] == 1:
-        return torch.sigmoid(logits[:, 0])
-    return torch.softmax(logits, dim=-1)[:, 1]
-
-
 @torch.inference_mode()
 def score_sequences(model, input_ids: list, batches: list, pad_token_id: int, device, desc: str = "scoring",
                     show_progress: bool = True) -> dict:
-    """Probability of every sequence in `batches`, as {sequence index: probability}."""
+    """Probability of every sequence in `batches`, as {sequence index: probability}. Right padding: the model
+    pools the last token of the attention mask."""
     probabilities = {}
     total = sum(len(batch) for batch in batches)
+    # Tensor cores want lengths in multiples of 8; on CPU padding is pure waste.
+    multiple = 8 if torch.device(device).type == "cuda" else 1
     with tqdm(total=total, desc=desc, unit="rows", disable=not show_progress, dynamic_ncols=True) as bar:
         for batch in batches:
             longest = max(len(input_ids[i]) for i in batch)
+            longest = -(-longest // multiple) * multiple
             ids = torch.full((len(batch), longest), pad_token_id, dtype=torch.long)
             mask = torch.zeros((len(batch), longest), dtype=torch.long)
             for row, index in enumerate(batch):
@@ -670,30 +695,23 @@ def score_sequences(model, input_ids: list, batches: list, pad_token_id: int, de
                 ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
                 mask[row, : len(sequence)] = 1
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-            for index, probability in zip(batch, logits_to_probability(logits).cpu().tolist()):
+            for index, probability in zip(batch, mr.probabilities_from_logits(logits.float().cpu()).tolist()):
                 probabilities[index] = probability
             bar.update(len(batch))
     return probabilities
 
 
-def resolve_dtype(name: str, device) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
-    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
-
-
-def load_base_model(model_name_or_path: str, num_labels: int, dtype, attn_implementation, trust_remote_code: bool,
-                    pad_token_id: int, device):
-    """Base sequence classifier; its own score head is replaced by each adapter's."""
-    model = AutoModelForSequenceClassification.from_pretrained(
+def load_base_model(model_name_or_path: str, settings: dict, dtype: str, attn_implementation, trust_remote_code: bool,
+                    device):
+    """The backbone + score head as training built it; each adapter brings its own trained head."""
+    model = mr.build_classifier(
         model_name_or_path,
-        num_labels=num_labels,
+        num_labels=settings["num_labels"],
+        pooling=settings["pooling"],
         dtype=dtype,
         attn_implementation=attn_implementation,
         trust_remote_code=trust_remote_code,
     )
-    # The last-token pooling finds each row's end by the pad id: it must be the tokenizer's.
-    model.config.pad_token_id = pad_token_id
     return model.to(device).eval()
 
 
@@ -715,19 +733,16 @@ class AdapterScorer:
             return merged.merge_and_unload().eval()
         if self.peft_model is None:
             self.peft_model = PeftModel.from_pretrained(self.base_model, adapter, adapter_name=name)
-        elif name not in self.peft_model.peft_config:
+        else:
             self.peft_model.load_adapter(adapter, adapter_name=name)
         self.peft_model.set_adapter(name)
+        # Only the active adapter stays loaded: memory stays flat over many folds.
+        for other in [n for n in self.peft_model.peft_config if n != name]:
+            self.peft_model.delete_adapter(other)
         return self.peft_model.eval()
 
-    def release(self, name: str) -> None:
-        if self.strategy == "swap" and self.peft_model is not None and len(self.peft_model.peft_config) > 1:
-            # Keep memory flat over many folds; the active adapter cannot be deleted, the next one replaces it.
-            for other in [n for n in self.peft_model.peft_config if n != name]:
-                self.peft_model.delete_adapter(other)
-
     def close(self):
-        """Give the base model back without any adapter (swap wraps it in place)."""
+        """The base model without any adapter (swap wraps it in place)."""
         if self.peft_model is not None:
             self.base_model = self.peft_model.unload()
             self.peft_model = None
@@ -737,7 +752,8 @@ class AdapterScorer:
 def predict_probabilities(base_model, adapters: list, encoded: EncodedInputs, pad_token_id: int, strategy: str,
                           max_tokens_per_batch: int, max_batch_size: int, state: PartialState = None,
                           names: list = None):
-    """Per-row probability of each adapter, shape (rows, adapters), in the input row order.
+    """Per-row probability of each adapter, shape (rows, adapters), in the input row order, and scoring stats.
+    `base_model` comes back unchanged (swap removes its LoRA layers at the end).
 
     Sequences are sorted by length and batched by token budget; with several processes each takes every
     num_processes-th batch and the results are gathered and put back by index, so every process ends with
@@ -750,7 +766,8 @@ def predict_probabilities(base_model, adapters: list, encoded: EncodedInputs, pa
     local_batches = batches[state.process_index :: state.num_processes]
     scorer = AdapterScorer(base_model, strategy)
     per_unique = np.full((encoded.num_unique, len(adapters)), np.nan)
-    stats = {"rows": len(encoded.row_to_unique), "sequences_scored": 0, "batches": len(batches), "seconds": {}}
+    stats = {"rows": len(encoded.row_to_unique), "distinct_inputs": encoded.num_unique, "batches": len(batches),
+             "processes": state.num_processes, "strategy": strategy, "sequences_scored": 0, "seconds": {}}
     for column, (adapter, name) in enumerate(zip(adapters, names)):
         start = time.perf_counter()
         model = scorer.model_for(adapter, name)
@@ -759,7 +776,6 @@ def predict_probabilities(base_model, adapters: list, encoded: EncodedInputs, pa
             desc=f"{name} (process {state.process_index})" if state.num_processes > 1 else name,
             show_progress=state.is_local_main_process,
         )
-        scorer.release(name)
         del model
         gathered = gather_object(list(local.items()))
         for index, probability in gathered:
@@ -835,50 +851,44 @@ def main(argv=None):
         raise ValueError(f"--threshold_strategy {pred_args.threshold_strategy!r}: choose auto, fixed, global, per_language")
     os.makedirs(pred_args.output_dir, exist_ok=True)
 
-    # 1. Adapters of each task, their score heads and the ensemble weights.
+    # 1. Adapters of each task: training settings, own score heads, ensemble weights.
     plan = {}
     for task in tasks:
         adapters = expand_paths(model_args.adapters, task)
         if not adapters:
             raise ValueError(f"--adapters {model_args.adapters!r} gives no adapter for task {task}")
-        head_sizes = {adapter_head_size(adapter) for adapter in adapters}
-        if len(head_sizes) != 1:
-            raise ValueError(f"task {task}: adapters have score heads of different sizes {sorted(head_sizes)}")
+        settings = read_adapter_settings(adapters, task)
+        for adapter in adapters:
+            check_adapter_head(adapter, settings["num_labels"])
+        base = model_args.model_name_or_path or settings["base_model_name_or_path"]
         weights = ensemble_weights(adapters, model_args.ensemble_weighting, model_args.weight_metric)
         plan[task] = {"adapters": adapters, "names": adapter_names(adapters), "weights": weights,
-                      "num_labels": head_sizes.pop()}
-        logger.info("Task %s: %d adapter(s), weights %s", task, len(adapters), np.round(weights, 4).tolist())
+                      "settings": settings, "base": base}
+        logger.info("Task %s: %d adapter(s) on %s (template %s, max_length %s), weights %s", task, len(adapters),
+                    base, settings["template"], settings["max_length"], np.round(weights, 4).tolist())
 
-    # 2. Tokenizer and base model, loaded once for every task and adapter.
-    from peft import PeftConfig
-
-    first_adapter = plan[tasks[0]]["adapters"][0]
-    base_name = model_args.model_name_or_path or PeftConfig.from_pretrained(first_adapter).base_model_name_or_path
-    for task in tasks:
-        for adapter in plan[task]["adapters"]:
-            recorded = PeftConfig.from_pretrained(adapter).base_model_name_or_path
-            if model_args.model_name_or_path is None and recorded != base_name:
-                raise ValueError(f"{adapter} was trained on {recorded!r}, {first_adapter} on {base_name!r}; "
-                                 "score them in separate runs or pass --model_name_or_path")
+    # 2. Tokenizer (saved beside the adapters by training) and base model, loaded once per distinct base.
     try:
-        tokenizer = AutoTokenizer.from_pretrained(first_adapter, trust_remote_code=model_args.trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(plan[tasks[0]]["adapters"][0],
+                                                  trust_remote_code=model_args.trust_remote_code)
     except (OSError, ValueError):
-        logger.info("No tokenizer beside %s; using the base model's", first_adapter)
-        tokenizer = AutoTokenizer.from_pretrained(base_name, trust_remote_code=model_args.trust_remote_code)
-    if tokenizer.pad_token_id is None:
-        raise ValueError(f"the tokenizer of {first_adapter} has no pad token; training sets one, use its tokenizer")
-    num_labels = {plan[task]["num_labels"] for task in tasks}
-    if len(num_labels) != 1:
-        raise ValueError(f"qc and qi adapters have different score head sizes {sorted(num_labels)}")
-    dtype = resolve_dtype(model_args.dtype, state.device)
-    logger.info("Loading base model %s (%s) on %s, %d process(es)", base_name, dtype, state.device,
-                state.num_processes)
-    base_model = load_base_model(base_name, num_labels.pop(), dtype, model_args.attn_implementation,
-                                 model_args.trust_remote_code, tokenizer.pad_token_id, state.device)
+        logger.info("No tokenizer beside %s; using the base model's", plan[tasks[0]]["adapters"][0])
+        tokenizer = AutoTokenizer.from_pretrained(plan[tasks[0]]["base"], trust_remote_code=model_args.trust_remote_code)
+    mr.prepare_tokenizer(tokenizer)
+    loaded_key, base_model = None, None
 
     written = {}
     for task in tasks:
-        # 3. Rows to score, tokenised once, identical model inputs merged.
+        settings = plan[task]["settings"]
+        key = (plan[task]["base"], settings["num_labels"], settings["pooling"])
+        if key != loaded_key:
+            logger.info("Loading base model %s on %s, %d process(es)", key[0], state.device, state.num_processes)
+            base_model = None  # free the previous one first
+            base_model = load_base_model(key[0], settings, model_args.dtype, model_args.attn_implementation,
+                                         model_args.trust_remote_code, state.device)
+            loaded_key = key
+
+        # 3. Rows to score, tokenised once as in training, identical inputs merged.
         dataset_name = data_args.dataset_name.replace("{task}", task)
         dataset = utils_data.load_folded_dataset(
             dataset_name, **({"name": data_args.dataset_config_name} if data_args.dataset_config_name else {})
@@ -888,16 +898,22 @@ def main(argv=None):
         split = dataset[data_args.split]
         if data_args.max_samples is not None:
             split = split.select(range(min(data_args.max_samples, len(split))))
-        use_translation = data_args.use_translation
-        if use_translation is None:
-            use_translation = "query_en" in split.column_names
-        elif use_translation and "query_en" not in split.column_names:
-            raise ValueError(f"{dataset_name}[{data_args.split}] has no query_en column (run run_translate.py)")
-        columns = ["query", "target"] + (["query_en"] if use_translation else [])
-        texts = build_texts(split.select_columns(columns).to_dict(), task, use_translation)
-        encoded = encode_texts(texts, tokenizer, model_args.max_length, pred_args.deduplicate)
-        logger.info("Task %s: %d rows of %s[%s], %d distinct model inputs, translation %s", task, len(texts),
-                    dataset_name, data_args.split, encoded.num_unique, "on" if use_translation else "off")
+        trained_with = bool((settings.get("use_translation") or {}).get(task, False))
+        use_translation = trained_with if data_args.use_translation is None else data_args.use_translation
+        if use_translation != trained_with:
+            logger.warning("Task %s: --use_translation %s but the adapters were trained with %s", task,
+                           use_translation, trained_with)
+        if use_translation and "query_en" not in split.column_names:
+            raise ValueError(f"{dataset_name}[{data_args.split}] has no query_en column, which the adapters were "
+                             "trained with: run run_translate.py on it (or pass --use_translation false)")
+        max_length = model_args.max_length or settings["max_length"]
+        encoded = encode_rows(tokenizer, task, split["query"], split["target"],
+                              split["query_en"] if use_translation else None, settings["template"], max_length,
+                              pred_args.deduplicate)
+        logger.info("Task %s: %d rows of %s[%s], %d distinct model inputs, translation %s; target cut to fit "
+                    "%d tokens in %d inputs, query alone too long in %d", task, split.num_rows, dataset_name,
+                    data_args.split, encoded.num_unique, "on" if use_translation else "off", max_length,
+                    encoded.target_truncated, encoded.query_too_long)
 
         # 4. Score with every adapter and average.
         start = time.perf_counter()
@@ -908,8 +924,8 @@ def main(argv=None):
         elapsed = time.perf_counter() - start
         probability = ensemble_probabilities(per_adapter, plan[task]["weights"])
         logger.info("Task %s: %d rows x %d adapter(s) in %.1fs (%.1f rows/s per adapter, %d sequences scored)",
-                    task, len(texts), len(plan[task]["adapters"]), elapsed,
-                    len(texts) * len(plan[task]["adapters"]) / max(elapsed, 1e-9), stats["sequences_scored"])
+                    task, split.num_rows, len(plan[task]["adapters"]), elapsed,
+                    split.num_rows * len(plan[task]["adapters"]) / max(elapsed, 1e-9), stats["sequences_scored"])
         if not state.is_main_process:
             continue
 
@@ -925,9 +941,9 @@ def main(argv=None):
         languages = split["language"]
         thresholds = row_thresholds(languages, report, report["strategy"], pred_args.threshold)
         prediction = (probability >= thresholds).astype(int)
-        unseen = sorted(set(languages) - set(report.get("per_language", {})))
+        on_fallback = sorted(set(languages) - set(report.get("per_language", {})))
         logger.info("Task %s: threshold strategy %s; languages on the global/fixed threshold: %s", task,
-                    report["strategy"], unseen)
+                    report["strategy"], on_fallback)
 
         # 6. Per-row probabilities and the thresholds report.
         frame = pd.DataFrame({"id": split["id"], "task": split["task"] if "task" in split.column_names
@@ -940,7 +956,7 @@ def main(argv=None):
         frame.to_parquet(os.path.join(pred_args.output_dir, f"predictions_{task}.parquet"), index=False)
         report.update({"task": task, "adapters": plan[task]["adapters"],
                        "weights": plan[task]["weights"].tolist(), "scoring": stats,
-                       "test_positive_rate": float(prediction.mean()) if len(prediction) else None})
+                       "predicted_positive_rate": float(prediction.mean()) if len(prediction) else None})
         if "label" in split.column_names:
             report["split_f1"] = float(f1_score(split["label"], prediction))
             logger.info("Task %s: F1 on %s[%s] = %.4f", task, dataset_name, data_args.split, report["split_f1"])
@@ -954,7 +970,8 @@ def main(argv=None):
             write_submission(path, rows, prediction, task)
             check_submission(path, rows, task)
             if data_args.test_file:
-                check_submission(path, load_reference_rows(task, test_file=data_args.test_file.replace("{task}", task)), task)
+                test_file = data_args.test_file.replace("{task}", task)
+                check_submission(path, load_reference_rows(task, test_file=test_file), task)
             logger.info("Wrote and checked %s (%d rows, %.1f%% positive)", path, len(rows), 100 * prediction.mean())
             written[task] = path
 

@@ -16,27 +16,33 @@ import pytest
 import torch
 
 import make_submission as ms
+import modeling_relevance as mr
 from tests.tiny_models import make_tiny_decoder, make_tiny_folded_dataset
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 UNSEEN_LANGUAGE = "ja"
+MAX_LENGTH = 36  # short enough that the longest rows get their target cut, as training would cut them
 
 
-def _make_adapter(base_dir: str, out_dir: Path, seed: int, train: pd.DataFrame, fold: int, f1: float) -> str:
-    """A 'trained-looking' adapter: LoRA with non-zero lora_B and a random score head, plus its tokenizer,
-    metrics.json and an OOF file for its fold (probabilities that lean towards the label)."""
+def _make_adapter(base_dir: str, out_dir: Path, seed: int, train: pd.DataFrame, fold: int, f1: float, task: str) -> str:
+    """A 'trained-looking' adapter laid out as run_relevance.py saves one: LoRA with non-zero lora_B and a random
+    score head (modules_to_save), tokenizer, relevance_config.json, metrics.json and the fold's OOF file
+    (probabilities that lean towards the label)."""
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    torch.manual_seed(seed)
-    model = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1)
+    model = mr.build_classifier(base_dir, num_labels=2, pooling="auto", dtype="float32")
     model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules="all-linear"))
+    torch.manual_seed(seed)
     for name, parameter in model.named_parameters():
         if "lora_B" in name or ("modules_to_save" in name and "score" in name):
             torch.nn.init.normal_(parameter, std=0.3)
     model.save_pretrained(out_dir)
     AutoTokenizer.from_pretrained(base_dir).save_pretrained(out_dir)
-    (out_dir / "metrics.json").write_text(json.dumps({"eval_f1": f1}))
+    settings = {"base_model_name_or_path": base_dir, "tasks": [task], "fold": fold, "template": "instruct",
+                "max_length": MAX_LENGTH, "use_translation": {task: False}, "num_labels": 2, "pooling": "last"}
+    (out_dir / mr.SETTINGS_NAME).write_text(json.dumps(settings))
+    (out_dir / "metrics.json").write_text(json.dumps({"eval": {"f1": f1}, "settings": settings}))
     rows = train[train["fold"] == fold]
     rng = np.random.RandomState(seed)
     probability = 1 / (1 + np.exp(-(2.0 * (2 * rows["label"].to_numpy() - 1) + rng.normal(0, 1.5, len(rows)))))
@@ -50,6 +56,10 @@ def _make_dataset(root: Path, task: str) -> str:
     raw = make_tiny_folded_dataset(root / f"raw_{task}", task=task, num_rows=60, num_test_rows=20)
     dataset = datasets.load_from_disk(raw)
     test = dataset["test"].to_list()
+    for i, row in enumerate(test):
+        # Queries of varied length, so that sorting by length really reorders the rows.
+        row["origin_query"] += " red" * ((7 * i) % 6)
+        row["query"] += " red" * ((7 * i) % 6)
     for i, row in enumerate(test[:6]):
         test.append({**row, "id": 20_000 + i})  # same query and target, new id
     for row in test[::5]:
@@ -70,78 +80,82 @@ def tiny(tmp_path_factory):
         train = datasets.load_from_disk(setup[f"data_{task}"])["train"].to_pandas()
         setup[f"adapters_{task}"] = [
             _make_adapter(base, root / task / f"fold{fold}", seed=10 * fold + len(task) + (task == "qi"),
-                          train=train, fold=fold, f1=0.6 + 0.1 * fold)
+                          train=train, fold=fold, f1=0.6 + 0.1 * fold, task=task)
             for fold in folds
         ]
     return setup
 
 
 def _encoded(tiny, task="qc", deduplicate=True):
+    """Tokenizer, the test rows as (query, target) pairs, and their encoding."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny[f"adapters_{task}"][0])
     test = datasets.load_from_disk(tiny[f"data_{task}"])["test"]
-    texts = ms.build_texts(test.select_columns(["query", "target"]).to_dict(), task, use_translation=False)
-    return tokenizer, texts, ms.encode_texts(texts, tokenizer, max_length=64, deduplicate=deduplicate)
+    pairs = list(zip(test["query"], test["target"]))
+    encoded = ms.encode_rows(tokenizer, task, test["query"], test["target"], None, "instruct", MAX_LENGTH, deduplicate)
+    return tokenizer, pairs, encoded
 
 
-def _base(tiny, tokenizer):
-    return ms.load_base_model(tiny["base"], 1, torch.float32, "sdpa", False, tokenizer.pad_token_id, "cpu")
+def _base(tiny):
+    settings = {"num_labels": 2, "pooling": "last"}
+    return ms.load_base_model(tiny["base"], settings, "float32", "sdpa", False, "cpu")
 
 
-def _reference(tiny, adapter, tokenizer, texts):
+def _reference(tiny, adapter, tokenizer, pairs, task="qc"):
     """Each row alone, unpadded, through the unmerged PEFT model, in file order."""
     from peft import PeftModel
 
-    model = PeftModel.from_pretrained(_base(tiny, tokenizer), adapter).eval()
+    model = PeftModel.from_pretrained(_base(tiny), adapter).eval()
     out = []
     with torch.inference_mode():
-        for text in texts:
-            ids = torch.tensor([tokenizer(text, truncation=True, max_length=64)["input_ids"]])
-            out.append(torch.sigmoid(model(input_ids=ids).logits[0, 0]).item())
+        for query, target in pairs:
+            ids = mr.encode_examples(tokenizer, [task], [query], [target], max_length=MAX_LENGTH)["input_ids"][0]
+            out.append(torch.softmax(model(input_ids=torch.tensor([ids])).logits, -1)[0, 1].item())
     return np.array(out)
 
 
 def test_ensemble_is_mean_of_single_adapters(tiny):
-    tokenizer, texts, encoded = _encoded(tiny)
+    tokenizer, pairs, encoded = _encoded(tiny)
     a0, a1 = tiny["adapters_qc"]
-    base = _base(tiny, tokenizer)
+    base = _base(tiny)
     both, _ = ms.predict_probabilities(base, [a0, a1], encoded, tokenizer.pad_token_id, "merge", 4096, 64)
     only0, _ = ms.predict_probabilities(base, [a0], encoded, tokenizer.pad_token_id, "merge", 4096, 64)
     only1, _ = ms.predict_probabilities(base, [a1], encoded, tokenizer.pad_token_id, "merge", 4096, 64)
     # Each adapter's own score head is used: the two columns differ, and each equals its single-adapter run.
     assert np.abs(only0[:, 0] - only1[:, 0]).max() > 1e-2
     np.testing.assert_allclose(both, np.column_stack([only0[:, 0], only1[:, 0]]), atol=1e-6)
-    mean = ms.ensemble_probabilities(both, ms.ensemble_weights([a0, a1], "uniform", "eval_f1"))
+    mean = ms.ensemble_probabilities(both, ms.ensemble_weights([a0, a1], "uniform", "eval.f1"))
     np.testing.assert_allclose(mean, (only0[:, 0] + only1[:, 0]) / 2, atol=1e-6)
     # Weighted by the validation F1 in metrics.json (0.6 and 0.7).
-    weighted = ms.ensemble_probabilities(both, ms.ensemble_weights([a0, a1], "metric", "eval_f1"))
+    weighted = ms.ensemble_probabilities(both, ms.ensemble_weights([a0, a1], "metric", "eval.f1"))
     np.testing.assert_allclose(weighted, (0.6 * only0[:, 0] + 0.7 * only1[:, 0]) / 1.3, atol=1e-6)
     # The swap strategy gives the same numbers, and the base model comes back without adapters.
     swapped, _ = ms.predict_probabilities(base, [a0, a1], encoded, tokenizer.pad_token_id, "swap", 4096, 64)
     np.testing.assert_allclose(swapped, both, atol=1e-5)
     assert not any("lora" in name for name, _ in base.named_parameters())
-    np.testing.assert_allclose(only0[:, 0], _reference(tiny, a0, tokenizer, texts), atol=1e-5)
+    np.testing.assert_allclose(only0[:, 0], _reference(tiny, a0, tokenizer, pairs), atol=1e-5)
 
 
 def test_row_order_and_deduplication(tiny):
-    tokenizer, texts, encoded = _encoded(tiny)
+    tokenizer, pairs, encoded = _encoded(tiny)
     adapter = tiny["adapters_qc"][0]
-    base = _base(tiny, tokenizer)
-    reference = _reference(tiny, adapter, tokenizer, texts)
-    assert encoded.num_unique < len(texts)  # the fixture repeats 6 rows
+    base = _base(tiny)
+    reference = _reference(tiny, adapter, tokenizer, pairs)
+    assert encoded.num_unique < len(pairs)  # the fixture repeats 6 rows
+    assert encoded.target_truncated > 0  # MAX_LENGTH cuts some targets, as training does
     # A small token budget gives many batches, so the length sorting really reorders the rows.
-    batches = ms.length_batches([len(s) for s in encoded.input_ids], 60, 64)
+    batches = ms.length_batches([len(s) for s in encoded.input_ids], 80, 64)
     assert len(batches) > 3 and sorted(i for b in batches for i in b) != [i for b in batches for i in b]
-    deduplicated, stats = ms.predict_probabilities(base, [adapter], encoded, tokenizer.pad_token_id, "merge", 60, 64)
+    deduplicated, stats = ms.predict_probabilities(base, [adapter], encoded, tokenizer.pad_token_id, "merge", 80, 64)
     assert stats["sequences_scored"] == encoded.num_unique
     np.testing.assert_allclose(deduplicated[:, 0], reference, atol=1e-5)
     _, _, separate = _encoded(tiny, deduplicate=False)
-    each, stats = ms.predict_probabilities(base, [adapter], separate, tokenizer.pad_token_id, "merge", 60, 64)
-    assert stats["sequences_scored"] == len(texts)
+    each, stats = ms.predict_probabilities(base, [adapter], separate, tokenizer.pad_token_id, "merge", 80, 64)
+    assert stats["sequences_scored"] == len(pairs)
     np.testing.assert_allclose(each[:, 0], deduplicated[:, 0], atol=1e-5)
-    repeated = [i for i, text in enumerate(texts) if texts.index(text) != i]
-    assert repeated and all(deduplicated[i, 0] == deduplicated[texts.index(texts[i]), 0] for i in repeated)
+    repeated = [i for i, pair in enumerate(pairs) if pairs.index(pair) != i]
+    assert repeated and all(deduplicated[i, 0] == deduplicated[pairs.index(pairs[i]), 0] for i in repeated)
 
 
 def test_length_batches_cover_every_row_within_budget():
@@ -153,13 +167,6 @@ def test_length_batches_cover_every_row_within_budget():
     for batch in batches:
         assert len(batch) <= 16
         assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 256
-
-
-def test_logits_to_probability_one_or_two_logits():
-    logits = torch.tensor([[0.3], [-1.2]])
-    torch.testing.assert_close(ms.logits_to_probability(logits), torch.sigmoid(logits[:, 0]))
-    two = torch.tensor([[0.1, 0.4], [2.0, -1.0]])
-    torch.testing.assert_close(ms.logits_to_probability(two), torch.softmax(two, -1)[:, 1])
 
 
 def test_best_threshold_matches_brute_force():
@@ -261,7 +268,7 @@ def test_check_only_command_line(tmp_path):
 def _args(tiny, output_dir, task="qc,qi"):
     return ["--task", task, "--dataset_name", str(tiny["root"] / "folds_{task}"),
             "--adapters", str(tiny["root"] / "{task}" / "fold*"), "--output_dir", str(output_dir),
-            "--max_tokens_per_batch", "80", "--min_rows_per_language", "15", "--max_length", "64"]
+            "--max_tokens_per_batch", "80", "--min_rows_per_language", "15"]
 
 
 def test_two_tasks_end_to_end(tiny, tmp_path):

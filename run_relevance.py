@@ -669,8 +669,13 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
     train_metrics = dict(train_result.metrics)
     train_metrics["train_rows"] = len(train_ds)
     train_metrics["wall_time_s"] = time.time() - start
+    # train_runtime includes the evaluations run during training: take them out of the training throughput.
+    eval_seconds = sum(e["eval_runtime"] for e in trainer.state.log_history if "eval_runtime" in e)
+    train_metrics["eval_seconds_during_training"] = eval_seconds
     if trainer.state.num_input_tokens_seen:
-        train_metrics["tokens_per_second"] = trainer.state.num_input_tokens_seen / max(train_metrics["train_runtime"], 1e-9)
+        train_metrics["tokens_per_second"] = trainer.state.num_input_tokens_seen / max(
+            train_metrics["train_runtime"] - eval_seconds, 1e-9
+        )
     trainer.log_metrics("train", train_metrics)
 
     # 7. Evaluate the restored best checkpoint on the fold; out-of-fold predictions ---------------------------------

@@ -116,11 +116,11 @@ INSTRUCTION = (
 )
 # Lowercase like the folded `query` column (make_folds.py --lowercase is the default).
 FEW_SHOT_EXAMPLES = [
-    ("es", "funda iphone 13 silicona", "silicone iphone 13 case"),
+    ("es", "cortinas para dormitorio", "bedroom curtains"),
     ("fr", "chaussures de course femme", "women's running shoes"),
     ("ja", "ワイヤレスイヤホン", "wireless earphones"),
     ("ko", "여름 원피스", "summer dress"),
-    ("pt", "capinha samsung a52", "samsung a52 phone case"),
+    ("pt", "mochila escolar infantil", "kids school backpack"),
     ("de", "lampe für wohnzimmer", "living room lamp"),
 ]
 

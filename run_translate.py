@@ -14,6 +14,8 @@ Usage:
     python run_translate.py --model_name_or_path .cache/models/gemma-3-270m \
         --raw_files train=data/train_QC.jsonl test=data/test_QC.jsonl --push_to_hub me/qc-translated
     accelerate launch --multi_gpu --num_processes 8 run_translate.py ...   # splits the queries across GPUs
+    accelerate launch --multi_gpu --num_processes 2 run_translate.py --use_cpu ...   # CPU processes (gloo)
+    python run_translate.py ... --dry_run   # counts rows, distinct queries and cache hits; loads no model
 
 Backends, picked from the checkpoint's config:
   * seq2seq MT: MADLAD-400 (`<2en>` prefix, found in the vocabulary), NLLB-200 and M2M-100 (source-language code
@@ -28,7 +30,8 @@ run killed at any point (even `kill -9`) loses at most the batch in flight; the 
 missing. The batches are planned over *all* distinct queries (sorted by token length) before looking at the
 cache, so a resumed run, or a run split over N processes, feeds every query to the model in the same batch as an
 uninterrupted single-process run would (batch composition changes padding, and padding can change greedy
-outputs at the last bit), which keeps the final dataset identical.
+outputs at the last bit), which keeps the final dataset identical. Only a batch that another run already partly
+filled (QI reusing QC's queries through a shared cache) is sent without its cached members.
 
 Multiple processes (`accelerate launch`): the main process reads the cache and broadcasts the list of pending
 batches; process r takes batches r, r+N, r+2N, ...; all processes write into the same sqlite file in WAL mode
@@ -135,7 +138,8 @@ class ModelArguments:
     )
     model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of the model on the Hub."})
     trust_remote_code: bool = field(
-        default=False, metadata={"help": "Allow custom modelling code from the checkpoint (off: only run code you trust)."}
+        default=False,
+        metadata={"help": "Allow custom modelling code from the checkpoint (off: only run code you trust)."},
     )
     dtype: str = field(
         default="auto",
@@ -399,7 +403,10 @@ class Translator:
                 self.flavour = "m2m100"
                 self.forced_bos_token_id = self.tokenizer.get_lang_id("en")
             else:
-                self.flavour = "madlad" if has_token("<2en>") else ("marian" if self.config.model_type == "marian" else "seq2seq")
+                if has_token("<2en>"):
+                    self.flavour = "madlad"
+                else:
+                    self.flavour = "marian" if self.config.model_type == "marian" else "seq2seq"
                 self.source_prefix = "<2en> " if self.flavour == "madlad" else ""
             if model_args.source_prefix is not None:
                 self.source_prefix = model_args.source_prefix
@@ -412,7 +419,9 @@ class Translator:
             if style == "auto":
                 style = "chat" if getattr(self.tokenizer, "chat_template", None) else "few_shot"
             if style == "chat" and not getattr(self.tokenizer, "chat_template", None):
-                raise ValueError(f"--prompt_style chat: the tokenizer of {model_args.model_name_or_path} has no chat template")
+                raise ValueError(
+                    f"--prompt_style chat: the tokenizer of {model_args.model_name_or_path} has no chat template"
+                )
             self.prompt_style = style
 
         self.language_codes = {}
@@ -472,10 +481,12 @@ class Translator:
     def _prompt(self, lang: str, text: str):
         name = LANGUAGES.get(lang, (None,))[0]
         if self.prompt_style == "chat":
+
             def ask(example_lang, query):
                 example_name = LANGUAGES.get(example_lang, (None,))[0]
                 what = f"this {example_name} search query" if example_name else "this search query"
-                return {"role": "user", "content": f"{INSTRUCTION}\nTranslate {what} into English; answer with the translation only.\n\n{query}"}
+                content = f"{INSTRUCTION}\nTranslate {what} into English; answer with the translation only.\n\n{query}"
+                return {"role": "user", "content": content}
 
             messages = []
             for example_lang, query, translation in FEW_SHOT_EXAMPLES:
@@ -616,7 +627,9 @@ def main(argv: Optional[list] = None) -> dict:
         if data_args.query_column in split_ds.column_names:
             queries = [normalize_text(q) for q in split_ds[data_args.query_column]]
         elif data_args.fallback_query_column in split_ds.column_names:
-            queries = [normalize_text(q, lowercase=data_args.lowercase) for q in split_ds[data_args.fallback_query_column]]
+            queries = [
+                normalize_text(q, lowercase=data_args.lowercase) for q in split_ds[data_args.fallback_query_column]
+            ]
         else:
             raise ValueError(
                 f"split {split!r} has neither {data_args.query_column!r} nor {data_args.fallback_query_column!r}"
@@ -725,7 +738,9 @@ def main(argv: Optional[list] = None) -> dict:
                             f"RUN_TRANSLATE_CRASH_AFTER_BATCHES={crash_after}: simulated crash (test hook)"
                         )
         translation_seconds = time.time() - translation_start
-        per_process = gather_object([{"translated": translated, "batches": done_batches, "seconds": translation_seconds}])
+        per_process = gather_object(
+            [{"translated": translated, "batches": done_batches, "seconds": translation_seconds}]
+        )
         state.wait_for_everyone()
 
         # 6. Assemble on the main process ---------------------------------------------------------------------
@@ -734,7 +749,8 @@ def main(argv: Optional[list] = None) -> dict:
             missing = [unit for unit in units if unit not in cached]
             if missing:
                 raise RuntimeError(f"{len(missing)} queries have no translation in {tr_args.cache_file} after the run")
-            final, fallbacks, fallback_units = {}, {"empty_output": 0, "too_long": 0, "degenerate_repetition": 0}, set()
+            final, fallback_units = {}, set()
+            fallbacks = {"empty_output": 0, "too_long": 0, "degenerate_repetition": 0}
             for unit in units:
                 reason = check_translation(unit[1], cached[unit], tr_args.max_length_ratio, tr_args.min_length_limit)
                 if reason:

@@ -33,8 +33,9 @@ WORDS = (
 TRAIN_QUERIES = [
     ("es", "zapatos rojos"), ("es", "Zapatos  Rojos"), ("es", "funda iphone 13"), ("es", "sac à main"),
     ("fr", "sac à main"), ("fr", "robe d'été"), ("fr", " Robe d'été "), ("fr", "bracelet magnétique montre"),
-    ("ja", "ドラクエ バッグ"), ("ja", "ワイヤレスイヤホン"), ("ko", "카메라 가방"), ("pt", "capinha samsung"),
-    ("pt", "lâmpada led"), ("de", "lampe für wohnzimmer"), ("en", "red shoes"), ("en", "Phone  Case"),
+    ("ja", "ドラクエ バッグ"), ("ja", "ワイヤレスイヤホン"), ("ko", "카메라 가방"),
+    ("pt", "capinha samsung"), ("pt", "lâmpada led"), ("de", "lampe für wohnzimmer"), ("en", "red shoes"),
+    ("en", "Phone  Case"),
     ("es", "   "), ("fr", None), ("es", "zapatos rojos"), ("vn", "giày đỏ"),
 ]
 TEST_QUERIES = [("es", "zapatos rojos"), ("fr", "tapis de yoga"), ("en", "yoga mat"), ("it", "scarpe rosse")]
@@ -264,8 +265,45 @@ def test_causal_few_shot_reference_run(assets, llama_reference):
         assert row["origin_query"] == query
         if lang == "en" or not norm(query):
             assert row["query_en"] == norm(query)  # raw input: the normalised origin_query
+    # Only the new tokens are decoded: at most --max_new_tokens (8) words, never the ~100-token prompt.
+    with sqlite3.connect(assets / "llama_reference.sqlite") as conn:
+        raw = [out for (out,) in conn.execute("SELECT translation FROM translations")]
+    assert len(raw) == len(units) and all(len(out.split()) <= 8 for out in raw)
     translated = [row for row in train if row["language"] != "en" and norm(row["origin_query"])]
     assert sum(row["query_en"] != norm(row["origin_query"]) for row in translated) >= 3
+
+
+def test_causal_output_is_new_tokens_cut_at_newline(assets, tmp_path):
+    import torch
+
+    import run_translate
+
+    build_llama(tmp_path / "llama")
+    tokenizer = word_tokenizer("causal")
+    tokenizer.add_tokens(["\n"])
+    tokenizer.save_pretrained(tmp_path / "llama")
+    translator = run_translate.Translator(run_translate.ModelArguments(model_name_or_path=str(tmp_path / "llama")),
+                                          run_translate.TranslationArguments(max_new_tokens=8))
+    newline = tokenizer.convert_tokens_to_ids("\n")
+    red, shoes, bag = tokenizer.convert_tokens_to_ids(["red", "shoes", "bag"])
+
+    stop = run_translate.StopAtNewline(translator.tokenizer)
+    assert stop(torch.tensor([[red, newline], [newline, red]]), None).tolist() == [True, False]
+
+    prompts = [translator.encode("es", "zapatos rojos"), translator.encode("fr", "sac à main")]
+    width = max(map(len, prompts))
+
+    class Generated:  # what generate() returns for a left-padded batch: the prompt, then the new tokens
+        device = torch.device("cpu")
+
+        def generate(self, input_ids, attention_mask, stopping_criteria):
+            assert input_ids.shape[1] == width and stopping_criteria is translator.stopping_criteria
+            new = torch.tensor([[red, shoes, newline, bag], [bag, newline, red, red]])
+            return torch.cat([input_ids, new], dim=1)
+
+    translator.stopping_criteria = "criteria"
+    translator.model = Generated()
+    assert translator.generate(prompts) == ["red shoes", "bag"]
 
 
 def test_crash_hook_then_resume_is_identical(assets, llama_reference, tmp_path):
@@ -458,3 +496,19 @@ def test_push_to_hub(assets, hub_server, tmp_path):
     for split in saved:
         assert pulled[split]["query_en"] == saved[split]["query_en"]
         assert pulled[split]["id"] == saved[split]["id"]
+
+
+def test_dry_run_counts_and_writes_nothing(assets, llama_reference, tmp_path):
+    import shutil
+
+    cache = tmp_path / "cache.sqlite"
+    shutil.copy(assets / "llama_reference.sqlite", cache)
+    args = ["--model_name_or_path", assets / "llama", *raw_args(assets), "--cache_file", cache, *BATCH]
+    report = run([*args, "--dry_run"])
+    units = expected_units(ALL_QUERIES)
+    assert report["distinct_to_translate"] == len(units) and report["cache_hits"] == len(units)
+    assert report["pending"] == 0 and report["rows"] == len(ALL_QUERIES)
+    # A different generation setting is another cache key: everything is pending again.
+    report = run([*args, "--num_beams", "2", "--dry_run"])
+    assert report["cache_hits"] == 0 and report["pending"] == len(units)
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("cache.sqlite")) == []

@@ -1,0 +1,390 @@
+#!/usr/bin/env python
+"""Speed benchmark: the project's training and prediction paths against naive baselines, same model, same rows.
+
+One run, arms alternated (A B, then B A, ...) and repeated; each measurement runs in its own subprocess so that
+its peak memory (`ru_maxrss`) is its own. Medians and ratios are reported: the machine is shared and noisy.
+
+- training, tokens/s (non-padding tokens / `train_runtime`):
+  `ours`  = `run_relevance.main` itself (`--fold -1`, no evaluation): its length-grouped sampler, its collator
+            (dynamic padding to a multiple of 8), its model (modeling_relevance + LoRA r16 all-linear);
+  `naive` = a plain HF `Trainer` on the same model, rows and tokenisation: random order, fixed batch, every batch
+            padded to `--max_length`.
+  Both see exactly the same rows once (`--train_rows` is a multiple of `--batch_size`, one epoch).
+- inference, pairs/s (rows x adapters / seconds), from benchmarks/inference_speed.py:
+  `ours`  = make_submission.py's path (`fast_scores`: deduplicated, length-sorted, token-budget batches, merged LoRA);
+  `naive` = seed-style (`naive_scores`: file order, batches of 64 padded to the longest, unmerged adapter).
+- model FLOP/s of inference: 2 x (non-embedding parameters) x tokens, as a fraction of this machine's fp32 matmul
+  FLOP/s measured in the same run (a `--matmul_size` square fp32 matmul, same thread count). Two counts: `useful`
+  (non-padding tokens of the sequences actually scored) and `executed` (padding included). Attention's T^2 term is
+  left out (about 1 % at these lengths).
+
+    # real Gemma-3-270m (python tools/prepare_model.py) on the QC dev rows
+    python benchmarks/throughput.py --model_name_or_path .cache/models/gemma-3-270m
+    # tiny random Gemma-3 (2 layers, hidden 64): seconds, checks the plumbing
+    python benchmarks/throughput.py --quick
+"""
+
+import json
+import logging
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+
+logger = logging.getLogger(__name__)
+
+ARMS = {"train": ("train_naive", "train_ours"), "infer": ("infer_naive", "infer_ours")}
+
+
+@dataclass
+class ThroughputArguments:
+    model_name_or_path: str = field(
+        default=".cache/models/gemma-3-270m", metadata={"help": "Base model folder (ignored with --quick)."}
+    )
+    quick: bool = field(default=False, metadata={"help": "A tiny random Gemma-3 (2 layers, hidden 64) instead."})
+    data_file: str = field(
+        default="../shared/data/qc_dev.jsonl",
+        metadata={"help": "Raw labelled file (JSON lines) the rows come from; data/sample/train_QC.jsonl if absent."},
+    )
+    task: str = field(default="qc", metadata={"help": "Task of --data_file: qc or qi."})
+    parts: str = field(default="train,infer", metadata={"help": "What to measure: train, infer or both."})
+    train_rows: int = field(default=64, metadata={"help": "Training rows (one epoch; a multiple of --batch_size)."})
+    batch_size: int = field(default=8, metadata={"help": "Training rows per step (both arms)."})
+    max_length: int = field(
+        default=256, metadata={"help": "Maximum tokens per input (run_relevance.py default); naive pads to it."}
+    )
+    infer_rows: int = field(default=256, metadata={"help": "Rows scored per inference measurement."})
+    num_adapters: int = field(default=2, metadata={"help": "Adapters (fold models) scored per inference run."})
+    repeats: int = field(default=3, metadata={"help": "Measurements per arm (alternated); medians are reported."})
+    matmul_size: int = field(default=2048, metadata={"help": "Side of the square fp32 matmul measuring the peak."})
+    seed: int = field(default=42, metadata={"help": "Seed of training and of the random adapters."})
+    output_file: Optional[str] = field(
+        default="outputs/benchmarks/throughput.json", metadata={"help": "Results as JSON (also printed)."}
+    )
+    worker: Optional[str] = field(default=None, metadata={"help": "Internal: run one measurement and print JSON."})
+    work_dir: Optional[str] = field(default=None, metadata={"help": "Internal: prepared model, data and adapters."})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Workers: one measurement each, in a fresh process
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def worker_matmul(args, plan) -> dict:
+    import torch
+
+    n = args.matmul_size
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.matmul(a, b)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        torch.matmul(a, b)
+        times.append(time.perf_counter() - start)
+    return {"matmul_flops_per_s": 2 * n**3 / statistics.median(times), "size": n}
+
+
+def _training_rows(plan, args, tokenizer):
+    import run_relevance as rr
+
+    script_args = rr.RelevanceArguments(dataset_name=[plan["folds"]], task=args.task, fold=-1,
+                                        max_train_samples=args.train_rows, max_length=args.max_length)
+    train, _, _ = rr.load_task_datasets(script_args, [args.task], args.seed)
+    return rr.tokenize_dataset(train, tokenizer, script_args, "training set")
+
+
+def worker_train_ours(args, plan) -> dict:
+    import run_relevance as rr
+
+    out = tempfile.mkdtemp(prefix="throughput-ours-")
+    try:
+        script_args, training_args, model_args = rr.make_parser().parse_args_and_config(args=[
+            "--model_name_or_path", plan["base"], "--dataset_name", plan["folds"], "--task", args.task,
+            "--fold", "-1", "--max_train_samples", str(args.train_rows), "--num_train_epochs", "1",
+            "--per_device_train_batch_size", str(args.batch_size), "--max_length", str(args.max_length),
+            "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "1000", "--seed", str(args.seed),
+            "--dtype", "float32", "--output_dir", out,
+        ])
+        train = rr.main(script_args, training_args, model_args)["train"]
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return {"tokens": train["num_input_tokens_seen"], "seconds": train["train_runtime"],
+            "tokens_per_s": train["num_input_tokens_seen"] / train["train_runtime"], "steps": train.get("train_steps"),
+            "padding": "dynamic, multiple of 8", "order": "group_by_length"}
+
+
+def worker_train_naive(args, plan) -> dict:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments
+
+    import modeling_relevance as mr
+
+    tokenizer = mr.prepare_tokenizer(AutoTokenizer.from_pretrained(plan["base"]))
+    rows = _training_rows(plan, args, tokenizer)
+    torch.manual_seed(args.seed)
+    model = mr.build_classifier(plan["base"], num_labels=2, pooling="auto", dtype="float32",
+                                attn_implementation="sdpa")
+    model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=16, lora_alpha=32, lora_dropout=0.05,
+                                             target_modules="all-linear"))
+    out = tempfile.mkdtemp(prefix="throughput-naive-")
+    try:
+        trainer = Trainer(
+            model=model,
+            args=TrainingArguments(output_dir=out, num_train_epochs=1, per_device_train_batch_size=args.batch_size,
+                                   learning_rate=1e-5, save_strategy="no", eval_strategy="no", logging_steps=1000,
+                                   report_to="none", seed=args.seed, use_cpu=True,
+                                   include_num_input_tokens_seen="non_padding"),
+            train_dataset=rows,
+            data_collator=DataCollatorWithPadding(tokenizer, padding="max_length", max_length=args.max_length),
+        )
+        result = trainer.train()
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    tokens = trainer.state.num_input_tokens_seen
+    return {"tokens": tokens, "seconds": result.metrics["train_runtime"],
+            "tokens_per_s": tokens / result.metrics["train_runtime"], "steps": trainer.state.global_step,
+            "padding": f"max_length {args.max_length}", "order": "random"}
+
+
+def _inference_setup(args, plan):
+    from transformers import AutoTokenizer
+
+    import make_submission as ms
+    import modeling_relevance as mr
+    import utils_data
+    from benchmarks import inference_speed as isp
+
+    bench = isp.BenchmarkArguments(task=args.task, num_adapters=args.num_adapters, max_length=args.max_length,
+                                   template="instruct", naive_batch_size=64)
+    frame, _, task = utils_data.read_raw_file(plan["data_file"], task=args.task, labelled=True)
+    frame = utils_data.add_model_columns(frame.head(args.infer_rows), task)
+    rows = {"query": frame["query"].tolist(), "target": frame["target"].tolist()}
+    tokenizer = mr.prepare_tokenizer(AutoTokenizer.from_pretrained(plan["adapters"][0]))
+    base_model = ms.load_base_model(plan["base"], {"num_labels": 2, "pooling": "last"}, "float32", "sdpa", False,
+                                    "cpu")
+    # The same short warm-up for both arms, so that neither pays one-time initialisation.
+    isp.naive_scores(base_model, plan["adapters"][:1], tokenizer, {k: v[:8] for k, v in rows.items()}, bench)
+    return isp, ms, mr, bench, rows, tokenizer, base_model
+
+
+def _model_params(base_model) -> int:
+    """Parameters a token passes through as matmuls: all but the embedding table (a lookup)."""
+    embeddings = base_model.get_input_embeddings().weight.numel()
+    return sum(p.numel() for p in base_model.parameters()) - embeddings
+
+
+def worker_infer_naive(args, plan) -> dict:
+    isp, ms, mr, bench, rows, tokenizer, base_model = _inference_setup(args, plan)
+    params = _model_params(base_model)
+    lengths = [len(ids) for ids in mr.encode_examples(tokenizer, [args.task] * len(rows["query"]), rows["query"],
+                                                      rows["target"], template="instruct",
+                                                      max_length=args.max_length)["input_ids"]]
+    executed = sum(len(lengths[s:s + 64]) * max(lengths[s:s + 64]) for s in range(0, len(lengths), 64))
+    start = time.perf_counter()
+    isp.naive_scores(base_model, plan["adapters"], tokenizer, rows, bench)
+    seconds = time.perf_counter() - start
+    adapters = len(plan["adapters"])
+    return {"seconds": seconds, "pairs_per_s": len(lengths) * adapters / seconds, "params": params,
+            "useful_tokens": sum(lengths) * adapters, "executed_tokens": executed * adapters,
+            "sequences_scored": len(lengths) * adapters}
+
+
+def worker_infer_ours(args, plan) -> dict:
+    isp, ms, mr, bench, rows, tokenizer, base_model = _inference_setup(args, plan)
+    params = _model_params(base_model)
+    encoded = ms.encode_rows(tokenizer, args.task, rows["query"], rows["target"], None, bench.template,
+                             bench.max_length, deduplicate=True)
+    lengths = [len(ids) for ids in encoded.input_ids]
+    batches = ms.length_batches(lengths, bench.max_tokens_per_batch, bench.max_batch_size)
+    executed = sum(len(batch) * max(lengths[i] for i in batch) for batch in batches)
+    start = time.perf_counter()
+    _, stats = isp.fast_scores(base_model, plan["adapters"], tokenizer, rows, bench, "merge")
+    seconds = time.perf_counter() - start
+    adapters = len(plan["adapters"])
+    return {"seconds": seconds, "pairs_per_s": len(rows["query"]) * adapters / seconds, "params": params,
+            "useful_tokens": sum(lengths) * adapters, "executed_tokens": executed * adapters,
+            "sequences_scored": stats["sequences_scored"]}
+
+
+WORKERS = {"matmul": worker_matmul, "train_ours": worker_train_ours, "train_naive": worker_train_naive,
+           "infer_ours": worker_infer_ours, "infer_naive": worker_infer_naive}
+
+
+def run_worker(args):
+    import torch
+
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(message)s", level=logging.WARNING)
+    with open(os.path.join(args.work_dir, "plan.json")) as f:
+        plan = json.load(f)
+    torch.manual_seed(args.seed)
+    result = WORKERS[args.worker](args, plan)
+    result.update({"peak_rss_mib": _peak_rss_mib(), "threads": torch.get_num_threads()})
+    print("RESULT " + json.dumps(result))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Orchestrator
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def prepare(args, work_dir: str) -> dict:
+    """Model (or tiny random one), the rows folded by make_folds.py, random adapters saved as training saves them."""
+    import utils_data
+    from benchmarks import inference_speed as isp
+
+    data_file = args.data_file
+    if not os.path.exists(data_file):
+        data_file = os.path.join(REPO_ROOT, "data", "sample", f"train_{args.task.upper()}.jsonl")
+        logger.warning("%s not found: using %s", args.data_file, data_file)
+    frame, _, task = utils_data.read_raw_file(data_file, task=args.task, labelled=True)
+    needed = max(args.train_rows * 3, args.infer_rows)
+    subset = os.path.join(work_dir, f"rows_{task}.jsonl")
+    frame.head(needed).to_json(subset, orient="records", lines=True, force_ascii=False)
+    folds = os.path.join(work_dir, "folds")
+    subprocess.run([sys.executable, "make_folds.py", "--train_file", subset, "--num_folds", "2", "--output_dir", folds],
+                   cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if args.quick:
+        from tests.tiny_models import make_tiny_decoder
+
+        model = utils_data.add_model_columns(frame.head(needed), task)
+        base = make_tiny_decoder(os.path.join(work_dir, "tiny-gemma3"),
+                                 texts=model["query"].tolist() + model["target"].tolist())
+    else:
+        base = args.model_name_or_path
+        if not os.path.isdir(base):
+            raise FileNotFoundError(f"{base}: no model folder; run `python tools/prepare_model.py` or use --quick")
+    bench = isp.BenchmarkArguments(task=task, num_adapters=args.num_adapters, max_length=args.max_length,
+                                   template="instruct", seed=args.seed)
+    adapters = isp.make_adapters(base, os.path.join(work_dir, "adapters"), bench)
+    plan = {"base": os.path.abspath(base), "folds": folds, "data_file": data_file, "adapters": adapters}
+    with open(os.path.join(work_dir, "plan.json"), "w") as f:
+        json.dump(plan, f)
+    return plan
+
+
+def measure(args, work_dir: str, worker: str) -> dict:
+    command = [sys.executable, os.path.abspath(__file__), "--worker", worker, "--work_dir", work_dir]
+    for name, value in asdict(args).items():
+        if name not in ("worker", "work_dir", "output_file") and value is not None:
+            command += [f"--{name}", str(value)]
+    logger.info("measuring %s", worker)
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"worker {worker} failed (code {done.returncode}):\n{done.stdout[-3000:]}\n"
+                           f"{done.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def main():
+    from transformers import HfArgumentParser
+
+    (args,) = HfArgumentParser(ThroughputArguments).parse_args_into_dataclasses()
+    if args.worker:
+        return run_worker(args)
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(message)s", level=logging.INFO)
+    if args.train_rows % args.batch_size:
+        raise ValueError(f"--train_rows {args.train_rows} must be a multiple of --batch_size {args.batch_size}: "
+                         "both arms must see the same rows in full batches")
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    for part in parts:
+        if part not in ARMS:
+            raise ValueError(f"unknown part {part!r}; choose from {list(ARMS)}")
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads is None:
+        os.environ["OMP_NUM_THREADS"] = threads = "1"
+
+    work_dir = tempfile.mkdtemp(prefix="throughput-")
+    try:
+        # 1. Model, rows, folds, adapters.
+        plan = prepare(args, work_dir)
+        # 2. This machine's fp32 matmul FLOP/s, then the arms, alternated and repeated.
+        samples = {"matmul": [measure(args, work_dir, "matmul")]}
+        for part in parts:
+            for repeat in range(args.repeats):
+                order = ARMS[part] if repeat % 2 == 0 else ARMS[part][::-1]
+                for worker in order:
+                    samples.setdefault(worker, []).append(measure(args, work_dir, worker))
+        samples["matmul"].append(measure(args, work_dir, "matmul"))
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+    # 3. Medians and ratios.
+    def median(worker, key):
+        return statistics.median(s[key] for s in samples[worker])
+
+    peak = median("matmul", "matmul_flops_per_s")
+    results = {"model": "tiny random Gemma-3 (2 layers, hidden 64)" if args.quick else args.model_name_or_path,
+               "threads": samples["matmul"][0]["threads"], "matmul_peak_gflops": peak / 1e9,
+               "arguments": asdict(args), "samples": samples, "summary": {}}
+    lines = [f"model {results['model']}, {results['threads']} thread(s), fp32 matmul peak {peak / 1e9:.1f} GFLOP/s "
+             f"({args.matmul_size}^2, median of 2 runs x 5), {args.repeats} alternated repeat(s), medians", ""]
+    if "train" in parts:
+        ours, naive = median("train_ours", "tokens_per_s"), median("train_naive", "tokens_per_s")
+        results["summary"]["train"] = {
+            "ours_tokens_per_s": ours, "naive_tokens_per_s": naive, "speedup": ours / naive,
+            "ours_peak_rss_mib": median("train_ours", "peak_rss_mib"),
+            "naive_peak_rss_mib": median("train_naive", "peak_rss_mib"),
+            "tokens": samples["train_ours"][0]["tokens"], "naive_tokens": samples["train_naive"][0]["tokens"]}
+        t = results["summary"]["train"]
+        lines += [f"training: {args.train_rows} rows, batch {args.batch_size}, max_length {args.max_length}, "
+                  f"{t['tokens']} non-padding tokens (naive counted {t['naive_tokens']})",
+                  "| arm | tokens/s | peak RSS MiB |", "|---|---|---|",
+                  f"| naive Trainer (random order, pad to max_length) | {naive:.1f} | {t['naive_peak_rss_mib']:.0f} |",
+                  f"| run_relevance.py (length-grouped, dynamic padding) | {ours:.1f} | {t['ours_peak_rss_mib']:.0f} |",
+                  f"| ratio ours / naive | {t['speedup']:.2f}x | "
+                  f"{t['ours_peak_rss_mib'] / t['naive_peak_rss_mib']:.2f}x |", ""]
+    if "infer" in parts:
+        summary = {}
+        for arm in ("naive", "ours"):
+            worker = f"infer_{arm}"
+            seconds = median(worker, "seconds")
+            first = samples[worker][0]
+            summary[arm] = {
+                "pairs_per_s": median(worker, "pairs_per_s"), "seconds": seconds,
+                "useful_flops_per_s": 2 * first["params"] * first["useful_tokens"] / seconds,
+                "executed_flops_per_s": 2 * first["params"] * first["executed_tokens"] / seconds,
+                "peak_rss_mib": median(worker, "peak_rss_mib"), "sequences_scored": first["sequences_scored"],
+                "params": first["params"]}
+            summary[arm]["useful_fraction_of_peak"] = summary[arm]["useful_flops_per_s"] / peak
+            summary[arm]["executed_fraction_of_peak"] = summary[arm]["executed_flops_per_s"] / peak
+        summary["speedup"] = summary["ours"]["pairs_per_s"] / summary["naive"]["pairs_per_s"]
+        results["summary"]["infer"] = summary
+        lines += [f"inference: {args.infer_rows} rows x {args.num_adapters} adapters, max_length {args.max_length}, "
+                  f"{summary['ours']['params'] / 1e6:.1f}M non-embedding parameters",
+                  "| arm | pairs/s | sequences run | model GFLOP/s (useful / executed) | of matmul peak | peak RSS MiB |",
+                  "|---|---|---|---|---|---|"]
+        for arm, label in (("naive", "seed-style (file order, batch 64, unmerged)"),
+                           ("ours", "make_submission.py (dedup, length-sorted, merged)")):
+            s = summary[arm]
+            lines.append(f"| {label} | {s['pairs_per_s']:.1f} | {s['sequences_scored']} | "
+                         f"{s['useful_flops_per_s'] / 1e9:.1f} / {s['executed_flops_per_s'] / 1e9:.1f} | "
+                         f"{100 * s['useful_fraction_of_peak']:.0f}% / {100 * s['executed_fraction_of_peak']:.0f}% | "
+                         f"{s['peak_rss_mib']:.0f} |")
+        lines += [f"| ratio ours / naive | {summary['speedup']:.2f}x | | | | "
+                  f"{summary['ours']['peak_rss_mib'] / summary['naive']['peak_rss_mib']:.2f}x |", ""]
+    results["table"] = "\n".join(lines)
+    print("\n" + results["table"])
+    if args.output_file:
+        os.makedirs(os.path.dirname(os.path.abspath(args.output_file)), exist_ok=True)
+        with open(args.output_file, "w") as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+if __name__ == "__main__":
+    main()

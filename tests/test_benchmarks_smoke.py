@@ -1,0 +1,100 @@
+"""Smoke tests of benchmarks/quality.py and benchmarks/throughput.py on tiny data and a tiny random model.
+
+They check the benchmarks' own logic (the held-out test fold, the per-fold/ensemble scoring, equal work for the A/B
+arms), not speed or quality: no timed assertions."""
+
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from benchmarks import quality, throughput
+from tests.tiny_models import make_tiny_decoder, make_tiny_folded_dataset
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def folded(tmp_path_factory):
+    return make_tiny_folded_dataset(tmp_path_factory.mktemp("folds") / "qc", task="qc", num_rows=120, num_folds=4)
+
+
+def test_test_fold_is_held_out_and_scored(folded, tmp_path):
+    data_dir = str(tmp_path / "data")
+    info = quality.make_benchmark_dataset(folded, data_dir, test_fold=3, max_test=20, seed=0)
+    dataset = quality.load_folded_dataset(data_dir)
+    train, test = dataset["train"].to_pandas(), dataset["test"].to_pandas()
+    assert len(test) == info["test_rows_scored"] == 20
+    assert 3 not in set(train["fold"]) and set(test["fold"]) == {-1}
+    # make_folds.py's purge lists: no training row shares a query with the test fold.
+    assert not set(train["query"]) & set(test["query"])
+
+    args = quality.QualityArguments(num_fold_models=2, max_train_samples=30, max_oof_samples=10, seed=0)
+    results = quality.run_tfidf(args, "qc", data_dir, test)
+    assert set(results) == {f"tfidf@{t} ({b})" for t in ("0.5", "tuned") for b in ("same rows", "all rows")}
+    for result in results.values():
+        assert len(result["fold_model_f1"]) == 2
+        assert set(result["per_language_f1"]) == set(test["language"])
+    assert results["tfidf@0.5 (all rows)"]["threshold_strategy"] == "fixed"
+
+    table = quality.markdown({"qc": {"dataset": info, "num_fold_models": 2, "methods": results},
+                              "qi": {"skipped": "qi_dev.jsonl not found"}}, {"steps": 0})
+    assert "tfidf@tuned (all rows)" in table and "QI: skipped" in table
+
+
+def test_score_test_ensemble_and_fold_models():
+    labels = np.array([1, 1, 0, 0, 1])
+    per_model = np.array([[0.9, 0.2], [0.6, 0.7], [0.4, 0.8], [0.1, 0.1], [0.3, 0.9]])
+    thresholds = np.full(5, 0.5)
+    result = quality.score_test(labels, ["en", "en", "fr", "fr", "fr"], per_model.mean(axis=1), per_model, thresholds)
+    assert result["f1"] == pytest.approx(f1_score(labels, [1, 1, 1, 0, 1]))
+    assert result["fold_model_f1"] == pytest.approx([f1_score(labels, [1, 1, 0, 0, 0]), f1_score(labels, [0, 1, 1, 0, 1])])
+    assert result["per_language_f1"] == pytest.approx({"en": 1.0, "fr": f1_score([0, 0, 1], [1, 0, 1])})
+
+
+@pytest.fixture(scope="module")
+def tiny_plan(tmp_path_factory, folded):
+    from benchmarks import inference_speed as isp
+
+    root = tmp_path_factory.mktemp("throughput")
+    data_file = os.path.join(REPO_ROOT, "data", "sample", "train_QC.jsonl")
+    import utils_data
+
+    frame, _, _ = utils_data.read_raw_file(data_file, task="qc", labelled=True)
+    frame = utils_data.add_model_columns(frame, "qc")
+    texts = frame["query"].tolist() + frame["target"].tolist()
+    import datasets
+
+    texts += [t for t in datasets.load_from_disk(folded)["train"]["query"]]
+    base = make_tiny_decoder(root / "base", texts=texts)
+    adapters = isp.make_adapters(base, str(root / "adapters"),
+                                 isp.BenchmarkArguments(task="qc", num_adapters=1, max_length=64))
+    return {"base": base, "folds": folded, "data_file": data_file, "adapters": adapters}
+
+
+def _args(**overrides):
+    values = dict(task="qc", train_rows=16, batch_size=8, max_length=64, infer_rows=24, num_adapters=1, seed=0,
+                  matmul_size=64)
+    values.update(overrides)
+    return SimpleNamespace(**values)
+
+
+def test_inference_arms_score_the_same_rows(tiny_plan):
+    naive = throughput.worker_infer_naive(_args(), tiny_plan)
+    ours = throughput.worker_infer_ours(_args(), tiny_plan)
+    assert naive["sequences_scored"] == 24 and 0 < ours["sequences_scored"] <= 24
+    for result in (naive, ours):
+        assert result["executed_tokens"] >= result["useful_tokens"] > 0
+        assert result["params"] > 0
+    # Deduplication can only remove work.
+    assert ours["useful_tokens"] <= naive["useful_tokens"]
+    assert throughput.worker_matmul(_args(), tiny_plan)["matmul_flops_per_s"] > 0
+
+
+def test_training_arms_see_the_same_tokens(tiny_plan):
+    naive = throughput.worker_train_naive(_args(), tiny_plan)
+    ours = throughput.worker_train_ours(_args(), tiny_plan)
+    # One epoch over the same rows: the same non-padding tokens, whatever the order and padding.
+    assert naive["tokens"] == ours["tokens"] > 0

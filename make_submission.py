@@ -53,7 +53,7 @@ from accelerate.utils import gather_object, parse_flag_from_env
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
 from safetensors import safe_open
-from sklearn.metrics import f1_score, precision_recall_curve
+from sklearn.metrics import f1_score
 from tqdm.auto import tqdm
 
 import transformers
@@ -79,11 +79,12 @@ _MAX_LISTED_PROBLEMS = 20
 class DataArguments:
     """What to score and where its rows come from."""
 
-    task: str = field(
-        default="qc",
+    task: Optional[str] = field(
+        default=None,
         metadata={
-            "help": "Task(s): 'qc', 'qi' or 'qc,qi'. Every path argument may contain '{task}', replaced by "
-            "qc / qi, so one command can write both submission files."
+            "help": "Task(s): 'qc', 'qi' or 'qc,qi' (required to predict; --check_only infers it from the test "
+            "file). Every path argument may contain '{task}', replaced by qc / qi, so one command can write "
+            "both submission files."
         },
     )
     dataset_name: Optional[str] = field(
@@ -375,22 +376,13 @@ def load_reference_rows(task: str, test_file: Optional[str] = None, dataset=None
 
 
 def best_f1_threshold(labels, probabilities):
-    """F1-optimal threshold (predict 1 when probability >= threshold) and its F1; None when undefined.
-
-    The threshold is the midpoint between the chosen score and the next lower one, so predictions on these
-    rows are the same as at the score itself while new rows are not decided by a hair's breadth.
-    """
+    """F1-optimal threshold (predict 1 when probability >= threshold) and its F1, as training computes it
+    (modeling_relevance.best_threshold); (None, None) when the rows hold a single label: no threshold means
+    anything there (all positive would score F1 1.0)."""
     labels = np.asarray(labels, dtype=int)
-    probabilities = np.asarray(probabilities, dtype=float)
     if len(labels) == 0 or labels.min() == labels.max():
         return None, None
-    precision, recall, thresholds = precision_recall_curve(labels, probabilities)
-    precision, recall = precision[:-1], recall[:-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    best = int(np.argmax(f1))
-    lower = thresholds[best - 1] if best > 0 else 0.0
-    return float((thresholds[best] + lower) / 2), float(f1[best])
+    return mr.best_threshold(labels, probabilities)
 
 
 def fit_thresholds(oof: pd.DataFrame, min_rows_per_language: int) -> dict:
@@ -478,6 +470,8 @@ def choose_thresholds(oof: Optional[pd.DataFrame], args: "PredictionArguments") 
         return {"strategy": "fixed", "fixed": args.threshold, "oof_rows": 0}
     fitted = fit_thresholds(oof, args.min_rows_per_language)
     report = {"oof_rows": len(oof), "oof_folds": sorted(int(f) for f in oof["fold"].unique()),
+              "note": "OOF probabilities come from one fold model per row; test probabilities are the ensemble "
+                      "mean, usually a little less extreme, so a tuned threshold is an estimate for the ensemble",
               "oof_rows_per_language": oof["language"].value_counts().sort_index().to_dict(),
               "fixed": args.threshold, **fitted, "in_sample_f1": {}, "cross_fitted_f1": {}}
     for strategy in THRESHOLD_STRATEGIES:
@@ -814,6 +808,11 @@ def parse_tasks(spec: str) -> list:
 
 def run_check_only(data_args: DataArguments, pred_args: PredictionArguments) -> list:
     summaries = []
+    if data_args.task is None:
+        if not data_args.test_file or "{task}" in data_args.test_file:
+            raise ValueError("--check_only without --test_file FILE needs --task")
+        _, _, inferred = utils_data.read_raw_file(data_args.test_file, labelled=False)
+        data_args.task = inferred
     for task in parse_tasks(data_args.task):
         if not pred_args.submission_file:
             raise ValueError("--check_only needs --submission_file")
@@ -841,10 +840,11 @@ def main(argv=None):
     # PartialState() alone never goes multi-process on CPU; with cpu=True it reads torchrun's WORLD_SIZE (gloo).
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.accelerator.is_available())
     _setup_logging(state)
-    tasks = parse_tasks(data_args.task)
-
     if pred_args.check_only:
         return run_check_only(data_args, pred_args)
+    if data_args.task is None:
+        raise ValueError("--task is required: qc, qi or qc,qi")
+    tasks = parse_tasks(data_args.task)
     if not data_args.dataset_name or not model_args.adapters:
         raise ValueError("--dataset_name and --adapters are required (or --check_only)")
     if pred_args.threshold_strategy not in THRESHOLD_STRATEGIES + ("auto",):

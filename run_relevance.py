@@ -30,6 +30,7 @@ import enum
 import json
 import logging
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -251,8 +252,6 @@ def load_task_datasets(script_args, tasks, seed):
         folds = sorted(set(columns["fold"]))
         if fold >= 0 and fold not in folds:
             raise ValueError(f"dataset {name}: fold {fold} not present; its folds are {folds} (or use --fold -1)")
-        if fold < -1:
-            raise ValueError(f"--fold must be -1 (all data) or a fold number, got {fold}")
         if fold == -1:
             train_idx, eval_idx, excluded = list(range(len(ds))), [], 0
         else:
@@ -428,10 +427,12 @@ def write_model_card(path, settings, metrics, recipe, hub_model_id):
 
     base = settings["base_model_name_or_path"]
     eval_metrics = metrics.get("eval")
+    # The Hub rejects a card whose base_model is not a model id (a local folder, for instance).
+    is_hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", base) is not None and not os.path.exists(base)
     lines = [
         "---",
         "library_name: peft",
-        f"base_model: {base}",
+        *([f"base_model: {base}"] if is_hub_id else []),
         "tags: [relevance, sequence-classification, lora, run_relevance]",
         "---",
         "",
@@ -510,8 +511,10 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
         handlers=[logging.StreamHandler(sys.stdout)],
     )
     log_level = training_args.get_process_log_level()
-    logger.setLevel(log_level)
-    mr.logger.setLevel(log_level)
+    # This script's own messages (row counts, exclusions, truncation) at INFO on the main process; libraries quieter.
+    own_level = logging.INFO if training_args.should_log else log_level
+    logger.setLevel(own_level)
+    mr.logger.setLevel(own_level)
     datasets.utils.logging.set_verbosity(log_level)
     transformers.utils.logging.set_verbosity(log_level)
     logger.info("Relevance arguments %s", public_args(script_args))
@@ -524,6 +527,8 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
     if not model_args.use_peft:
         raise ValueError("run_relevance.py trains LoRA adapters: --use_peft must stay true")
     fold = script_args.fold
+    if fold < -1:
+        raise ValueError(f"--fold must be -1 (all data) or a fold number, got {fold}")
     set_seed(training_args.seed)
 
     if fold == -1 and training_args.eval_strategy != IntervalStrategy.NO:
@@ -535,6 +540,9 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
         training_args.load_best_model_at_end = training_args.eval_strategy != IntervalStrategy.NO
         if training_args.load_best_model_at_end:
             check_best_checkpoint_schedule(training_args)
+    if script_args.early_stopping_patience is not None and not training_args.load_best_model_at_end:
+        raise ValueError("--early_stopping_patience needs evaluation during training: a fold >= 0, --eval_strategy "
+                         "steps or epoch, and the best checkpoint restored (--load_best_model_at_end)")
     # The loss is computed in the model (it handles one-logit heads too); the Trainer must not smooth it again.
     label_smoothing = training_args.label_smoothing_factor
     training_args.label_smoothing_factor = 0.0
@@ -562,7 +570,7 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
     mr.prepare_tokenizer(tokenizer)
     with training_args.main_process_first(desc="tokenising"):
         train_ds = tokenize_dataset(train_raw, tokenizer, script_args, "training set")
-        eval_ds = tokenize_dataset(eval_raw, tokenizer, script_args, "validation set") if eval_raw else None
+        eval_ds = tokenize_dataset(eval_raw, tokenizer, script_args, "validation set") if eval_raw is not None else None
 
     # 4. Model: backbone + score head, then LoRA (new, or the --init_adapter to continue from) --------------------
     init_settings = None
@@ -645,7 +653,7 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
 
     # 5. Trainer -------------------------------------------------------------------------------------------------
     callbacks = []
-    if script_args.early_stopping_patience is not None and eval_ds is not None:
+    if script_args.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=script_args.early_stopping_patience))
     trainer = RelevanceTrainer(
         model=model,
@@ -702,7 +710,8 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
             "probability": probabilities.astype(np.float64),
         }
         if trainer.is_world_process_zero():
-            print(f"\nValidation fold {fold} ({', '.join(tasks)}), best checkpoint restored:\n")
+            restored = ", best checkpoint restored" if training_args.load_best_model_at_end else ", last step"
+            print(f"\nValidation fold {fold} ({', '.join(tasks)}){restored}:\n")
             print(format_table(eval_metrics) + "\n")
 
     # 8. Save: adapter + tokenizer (Trainer's save path: works under DeepSpeed ZeRO-3), settings, metrics, card ----

@@ -340,6 +340,7 @@ def _save(ds, path):
         ("wrong_task", "have task != QI"),
         ("bad_label", "row id 1: field 'label' has invalid value 3"),
         ("bare_multitask", "does not name the task"),
+        ("early_stopping_without_eval", "needs evaluation during training"),
     ],
 )
 def test_bad_inputs_give_clear_errors(tmp_path, tiny, case, match):
@@ -363,6 +364,8 @@ def test_bad_inputs_give_clear_errors(tmp_path, tiny, case, match):
         dataset = _save(raw.map(lambda r: {"label": 3 if r["id"] == 1 else r["label"]}), tmp_path / "d")
     elif case == "bare_multitask":
         task, dataset, extra = "qc,qi", tiny["qc"], ["--template", "bare"]
+    elif case == "early_stopping_without_eval":
+        fold, extra = "-1", ["--early_stopping_patience", "2"]
     with pytest.raises(ValueError, match=match):
         run(["--model_name_or_path", tiny["gemma3"], "--dataset_name", dataset, "--task", task, "--fold", fold,
              "--output_dir", str(tmp_path / "out"), *extra])

@@ -8,7 +8,7 @@ export DS_BUILD_OPS ?= 0
 export OMP_NUM_THREADS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv test demo folds clean-demo
+.PHONY: venv test demo folds clean-demo hub
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,4 +26,14 @@ folds: venv
 	$(PY) make_folds.py --train_file data/sample/train_QC.jsonl --test_file data/sample/test_QC.jsonl --output_dir outputs/demo/folds_qc
 	$(PY) make_folds.py --train_file data/sample/train_QI.jsonl --test_file data/sample/test_QI.jsonl --output_dir outputs/demo/folds_qi
 
-demo: folds
+# The whole pipeline on the embedded default, offline: model, local Hub, folds, translation, TAPT, fold training,
+# ensemble, checked submission, report (outputs/demo/report.md). Resumes when rerun; DEMO_ARGS=--fresh starts over.
+# DEMO_HUB=real DEMO_HUB_NAMESPACE=you DEMO_MODEL=google/gemma-3-270m: the real Hub and a real model instead.
+demo: venv
+	$(PY) scripts/demo.py $(DEMO_ARGS)
+
+# The local Hub server on the demo's storage, to look at what the demo pushed:
+#   HF_ENDPOINT=http://127.0.0.1:8999 HF_HUB_DISABLE_XET=1 HF_TOKEN=hf_local .venv/bin/python -c "..."
+HUB_PORT ?= 8999
+hub: venv
+	$(PY) -m tools.hub_server --storage outputs/demo/hub --host 127.0.0.1 --port $(HUB_PORT)

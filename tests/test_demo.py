@@ -1,0 +1,181 @@
+"""`make demo` end to end, shortened: scripts/demo.py drives scripts/run_recipe.py through the whole demo pipeline
+(folds, translation, TAPT, fold training, ensemble, submission, report) with a tiny random model instead of
+Gemma-3-270m and 2 optimizer steps per run, on its own local Hub server. Then: a rerun skips every step, a failing
+step and a SIGTERM both leave no Hub server behind.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sklearn.metrics import f1_score
+
+from tiny_models import make_tiny_decoder
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+
+import demo  # noqa: E402  (scripts/demo.py)
+import make_submission as ms  # noqa: E402
+
+SAMPLE = REPO_ROOT / "data" / "sample"
+# Few steps and short inputs: the wiring is under test here, not the model.
+TINY_ARGS = ["--set", "translate.max_new_tokens=4", "--train_args", "--max_steps 2 --max_length 64"]
+STAGE_REPOS = ["demo-tapt-qi-foldall", "demo-tapt-qc-foldall", "demo-cv-qc-fold0", "demo-cv-qc-fold1",
+               "demo-cv-qi-fold0", "demo-cv-qi-fold1"]
+
+
+def sample_texts():
+    texts = []
+    for path in SAMPLE.glob("*.jsonl"):
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            texts += [row["origin_query"], row.get("category_path") or "", row.get("item_title") or ""]
+    return texts
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return make_tiny_decoder(tmp_path_factory.mktemp("tiny") / "model", texts=sample_texts())
+
+
+def run_demo(out, model, *extra, timeout=900):
+    cmd = [sys.executable, str(REPO_ROOT / "scripts" / "demo.py"), "--output_dir", str(out),
+           "--model_name_or_path", str(model), *TINY_ARGS, *extra]
+    return subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def hub_answers(out):
+    with open(Path(out) / demo.DEMO_TIMINGS) as f:
+        endpoint = json.load(f)["hub_endpoint"]
+    return demo.hub_answers(endpoint)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tiny_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    result = run_demo(out, tiny_model)
+    assert result.returncode == 0, f"demo failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
+    return out, result
+
+
+def test_demo_end_to_end(demo_run):
+    out, result = demo_run
+    report = out / "report.md"
+    assert result.stdout.rstrip().endswith(f"Report: {report}")
+
+    # The submission: both files pass the checker against the raw test files, and the zip holds both.
+    for task, name in ms.SUBMISSION_FILE.items():
+        rows = ms.load_reference_rows(task, test_file=str(SAMPLE / f"test_{task.upper()}.jsonl"))
+        summary = ms.check_submission(str(out / "submission" / name), rows, task)
+        assert summary["rows"] == len(rows) > 0
+    with zipfile.ZipFile(out / "submission" / "submit.zip") as archive:
+        assert sorted(archive.namelist()) == ["submit_QC.txt", "submit_QI.txt"]
+
+    # Everything travelled through the demo's Hub: datasets and adapters are there, training read the folds and
+    # the TAPT adapter from it, and the submission ensembled the fold adapters pulled from it.
+    storage = out / "hub" / "repos"
+    for task in ("qc", "qi"):
+        assert (storage / "datasets" / "demo" / f"demo-folds-{task}" / "repo.json").is_file()
+        assert (storage / "datasets" / "demo" / f"demo-folds-{task}-en" / "repo.json").is_file()
+    for name in STAGE_REPOS:
+        assert (storage / "models" / "demo" / name / "repo.json").is_file(), name
+    settings = json.loads((out / "cv" / "qc" / "fold0" / "relevance_config.json").read_text())
+    assert settings["init_adapter"] == "demo/demo-tapt-qi-foldall"
+    assert settings["dataset_name"] == ["demo/demo-folds-qc-en"]
+    thresholds = json.loads((out / "submission" / "thresholds_qi.json").read_text())
+    assert thresholds["adapters"] == ["demo/demo-cv-qi-fold0", "demo/demo-cv-qi-fold1"]
+
+    # The report: its F1 table agrees with the OOF predictions, the plot is a PNG it links to.
+    text = report.read_text()
+    assert "| task | fold | rows | F1 all |" in text
+    for task in ("qc", "qi"):
+        for fold in (0, 1):
+            oof = pd.read_parquet(out / "cv" / task / f"fold{fold}" / "oof_predictions.parquet")
+            expected = f1_score(oof["label"], oof["probability"] >= 0.5, zero_division=0)
+            assert f"| {task.upper()} | fold {fold} | {len(oof)} | {expected:.3f} |" in text
+    assert "passed against data/sample/test_QC.jsonl" in text and "passed against data/sample/test_QI.jsonl" in text
+    assert "![F1 against the threshold](f1_vs_threshold.png)" in text
+    assert (out / "f1_vs_threshold.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| pipeline | cv qi fold1 | done |" in text
+
+    # The server is gone, the run is recorded as a success.
+    timings = json.loads((out / demo.DEMO_TIMINGS).read_text())
+    assert timings["status"] == "ok"
+    assert not hub_answers(out)
+
+
+def test_demo_rerun_skips_every_step(demo_run, tiny_model):
+    out, _ = demo_run
+    adapter = out / "cv" / "qc" / "fold0" / "adapter_model.safetensors"
+    before = adapter.stat().st_mtime_ns
+    result = run_demo(out, tiny_model)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    steps = json.loads((out / demo.DRIVER_TIMINGS).read_text())
+    assert len(steps) == 11 and {s["status"] for s in steps} == {"skipped"}, steps
+    assert adapter.stat().st_mtime_ns == before
+    # The report keeps the times the steps took when they ran.
+    assert "| pipeline | cv qi fold1 | skipped (" in (out / "report.md").read_text()
+    assert not hub_answers(out)
+
+
+def test_demo_failure_stops_the_hub(tiny_model, tmp_path):
+    # make_folds.py refuses a single fold: the first pipeline step fails, with the server already running.
+    result = run_demo(tmp_path / "out", tiny_model, "--set", "folds.num_folds=1")
+    assert result.returncode != 0
+    assert "failed: run_recipe.py exited with" in result.stdout
+    assert "Stopped the local Hub server" in result.stdout
+    timings = json.loads((tmp_path / "out" / demo.DEMO_TIMINGS).read_text())
+    assert timings["status"].startswith("failed")
+    assert not hub_answers(tmp_path / "out")
+    assert not (tmp_path / "out" / "report.md").exists()
+
+
+def test_demo_sigterm_stops_the_driver_and_the_hub(tiny_model, tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-u", str(REPO_ROOT / "scripts" / "demo.py"), "--output_dir", str(out),
+           "--model_name_or_path", str(tiny_model), *TINY_ARGS]
+    process = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in process.stdout:  # wait until the driver runs its first step
+        lines.append(line)
+        if "step 1/11 folds qc" in line:
+            break
+    process.send_signal(signal.SIGTERM)
+    lines += process.stdout.readlines()
+    assert process.wait(timeout=120) == 128 + signal.SIGTERM, "".join(lines)
+    text = "".join(lines)
+    assert "interrupted by SIGTERM" in text and "Stopped the local Hub server" in text
+    group = int(next(line for line in lines if "process group" in line).rsplit(" ", 1)[1].rstrip(")\n"))
+    deadline = time.monotonic() + 30  # the group's last members may take a moment to be reaped
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"process group {group} of the driver is still alive")
+    assert not hub_answers(out)
+
+
+def test_overrides():
+    pipe = {"translate": {"batch_size": 16}, "stages": [{"name": "tapt", "args": None}, {"name": "cv"}]}
+    demo.apply_override(pipe, "translate.batch_size=4")
+    demo.apply_override(pipe, "stages.*.args.max_steps=2")
+    demo.apply_override(pipe, "stages.cv.tasks=[qc]")
+    demo.apply_override(pipe, "folds.num_folds=3")
+    assert pipe["translate"]["batch_size"] == 4 and pipe["folds"] == {"num_folds": 3}
+    assert [s["args"] for s in pipe["stages"]] == [{"max_steps": 2}, {"max_steps": 2}]
+    assert pipe["stages"][1]["tasks"] == ["qc"] and "tasks" not in pipe["stages"][0]
+    with pytest.raises(ValueError, match="no stage named 'nope'"):
+        demo.apply_override(pipe, "stages.nope.args.x=1")
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        demo.apply_override(pipe, "translate.batch_size")

@@ -1,0 +1,223 @@
+"""Recipes and the pipeline driver (scripts/run_recipe.py).
+
+- every recipe (`recipes/*.yaml`) parses with run_relevance.py's own parser (TrlParser over its dataclasses,
+  unknown keys rejected; run_relevance.py has no --dry_run, so the parser is called directly);
+- every pipeline (`recipes/pipelines/*.yaml`) plans with `--dry_run`: its configs exist, TAPT stages start from an
+  adapter with the same base model and input settings, every fold of the submission stage is trained;
+- resume: runs whose adapter is complete in the output folder, or on the (local) Hub, are skipped; a complete
+  local run missing on the Hub is pushed instead of retrained; a half-written run is redone; an interrupted run
+  goes on from its checkpoint;
+- a tiny real run of the driver (folds + one fold of training), then a rerun that skips everything.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.tiny_models import make_tiny_decoder
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+
+import run_recipe  # noqa: E402
+
+RECIPES = sorted(p.name for p in (REPO / "recipes").glob("*.yaml"))
+PIPELINES = sorted(p.name for p in (REPO / "recipes" / "pipelines").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipe_parses_with_run_relevance_parser(recipe, tmp_path):
+    import run_relevance
+
+    parser = run_relevance.make_parser()
+    # --use_cpu: TrainingArguments refuses bf16 on a machine without a bf16 GPU unless told it runs on the CPU.
+    script_args, training_args, model_args = parser.parse_args_and_config(
+        ["--config", str(REPO / "recipes" / recipe), "--use_cpu", "true", "--output_dir", str(tmp_path)]
+    )
+    config = yaml.safe_load((REPO / "recipes" / recipe).read_text())
+    assert model_args.model_name_or_path == config["model_name_or_path"]
+    assert model_args.use_peft
+    assert training_args.learning_rate == config["learning_rate"]
+    run_relevance.parse_tasks(script_args.task)
+
+
+def test_gemma3_12b_recipe_is_the_winners_setup():
+    """What the recipe's comment (and the README table) claims."""
+    config = yaml.safe_load((REPO / "recipes" / "gemma3-12b.yaml").read_text())
+    assert config["model_name_or_path"] == "google/gemma-3-12b-it"
+    assert (config["lora_r"], config["lora_alpha"], config["learning_rate"], config["num_train_epochs"]) == (
+        16, 32, 1e-5, 2)
+    assert config["template"] == "bare" and config["lora_target_modules"] == ["all-linear"]
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+def test_pipeline_plans(pipeline, tmp_path):
+    path = REPO / "recipes" / "pipelines" / pipeline
+    pipe = yaml.safe_load(path.read_text())
+    plan = run_recipe.main(["--pipeline", str(path), "--dry_run", "--output_dir", str(tmp_path / "out")])
+    assert all(step["status"] == "planned" for step in plan)
+
+    assert (REPO / pipe["accelerate_config"]).is_file()
+    configs = {stage["name"]: yaml.safe_load((REPO / stage["config"]).read_text()) for stage in pipe["stages"]}
+    num_folds = pipe["folds"]["num_folds"]
+    expected_runs = set()
+    for stage in pipe["stages"]:
+        folds = range(num_folds) if stage["folds"] == "all" else stage["folds"]
+        expected_runs |= {(stage["name"], task, fold) for task in stage["tasks"] for fold in folds}
+        if stage.get("init_from"):
+            # TAPT carries the adapter and score head over: same base model, input and head.
+            source, target = configs[stage["init_from"]], configs[stage["name"]]
+            for key in ("model_name_or_path", "template", "max_length", "num_labels"):
+                assert source.get(key) == target.get(key), (stage["name"], key)
+    train = [step for step in plan if "run_relevance.py" in " ".join(step["command"])]
+    runs = set()
+    for step in train:
+        cmd = step["command"]
+        assert cmd[cmd.index("--config_file") + 1] == str(REPO / pipe["accelerate_config"])
+        assert Path(cmd[cmd.index("--config") + 1]).is_file()
+        stage_name = step["step"].split()[0]
+        runs.add((stage_name, cmd[cmd.index("--task") + 1], int(cmd[cmd.index("--fold") + 1])))
+    assert runs == expected_runs
+    submission = [step for step in plan if step["step"] == "submission"]
+    assert len(submission) == 1
+    adapters = submission[0]["command"][submission[0]["command"].index("--adapters") + 1].split(",")
+    assert len(adapters) == num_folds and all("{task}" in a for a in adapters)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Resume
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _write_pipeline(tmp_path, config, stages, **extra):
+    pipe = {
+        "name": "tiny",
+        "output_dir": str(tmp_path / "out"),
+        "accelerate_config": "accelerate_configs/single_gpu.yaml",
+        "data": {"qc": {"train_file": "data/sample/train_QC.jsonl", "test_file": "data/sample/test_QC.jsonl"}},
+        "folds": {"num_folds": 2, "seed": 42},
+        "stages": stages,
+        **extra,
+    }
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(pipe))
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    return path
+
+
+def _fake_run(folder, fold, complete=True):
+    os.makedirs(folder, exist_ok=True)
+    names = ["adapter_model.safetensors", "relevance_config.json"]
+    if complete:
+        names += ["metrics.json"] + (["oof_predictions.parquet"] if fold >= 0 else [])
+    for name in names:
+        Path(folder, name).write_text("{}")
+
+
+def _status(plan):
+    return {step["step"]: step["status"] for step in plan}
+
+
+def test_resume_skips_complete_local_runs(tmp_path):
+    stages = [{"name": "cv", "config": str(tmp_path / "tiny.yaml"), "tasks": ["qc"], "folds": "all"}]
+    path = _write_pipeline(tmp_path, {"model_name_or_path": "unused"}, stages)
+    out = tmp_path / "out"
+    Path(out / "data" / "folds_qc").mkdir(parents=True)
+    Path(out / "data" / "folds_qc" / "dataset_dict.json").write_text("{}")
+    _fake_run(out / "cv" / "qc" / "fold0", 0)
+    _fake_run(out / "cv" / "qc" / "fold1", 1, complete=False)  # adapter written, metrics/OOF missing: redo
+    os.makedirs(out / "cv" / "qc" / "fold1" / "checkpoint-2")
+
+    plan = run_recipe.main(["--pipeline", str(path), "--dry_run", "--skip_submission"])
+    assert _status(plan) == {"folds qc": "skipped", "cv qc fold0": "skipped", "cv qc fold1": "planned"}
+    fold1 = next(step for step in plan if step["step"] == "cv qc fold1")["command"]
+    assert fold1[fold1.index("--resume_from_checkpoint") + 1] == "last"
+
+    plan = run_recipe.main(["--pipeline", str(path), "--dry_run", "--skip_submission", "--overwrite"])
+    assert set(_status(plan).values()) == {"planned"}
+
+
+def test_resume_from_the_hub_and_push_of_a_local_run(hub_server, tmp_path):
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    namespace = api.whoami()["name"]
+    stages = [
+        {"name": "tapt", "config": str(tmp_path / "tiny.yaml"), "tasks": ["qc"], "folds": [-1]},
+        {"name": "cv", "config": str(tmp_path / "tiny.yaml"), "tasks": ["qc"], "folds": "all",
+         "init_from": "tapt", "init_task": "same"},
+    ]
+    path = _write_pipeline(tmp_path, {"model_name_or_path": "unused"}, stages, name="resume-hub")
+    out = tmp_path / "out"
+    Path(out / "data" / "folds_qc").mkdir(parents=True)
+    Path(out / "data" / "folds_qc" / "dataset_dict.json").write_text("{}")
+    api.create_repo(f"{namespace}/resume-hub-folds-qc", repo_type="dataset", private=True, exist_ok=True)
+    # tapt: on the Hub only (trained elsewhere); cv fold 0: complete here but never pushed; cv fold 1: nothing.
+    _fake_run(tmp_path / "elsewhere", -1)
+    api.create_repo(f"{namespace}/resume-hub-tapt-qc-foldall", private=True, exist_ok=True)
+    api.upload_folder(repo_id=f"{namespace}/resume-hub-tapt-qc-foldall", folder_path=str(tmp_path / "elsewhere"))
+    _fake_run(out / "cv" / "qc" / "fold0", 0)
+
+    args = ["--pipeline", str(path), "--hub_namespace", namespace, "--skip_submission"]
+    plan = run_recipe.main(args + ["--dry_run"])
+    assert _status(plan) == {"folds qc": "skipped", "tapt qc foldall": "skipped", "cv qc fold0": "planned",
+                             "cv qc fold1": "planned"}
+    fold1 = next(step for step in plan if step["step"] == "cv qc fold1")["command"]
+    # Stage 2 starts from the stage-1 adapter on the Hub and reads the folds from the Hub.
+    assert fold1[fold1.index("--init_adapter") + 1] == f"{namespace}/resume-hub-tapt-qc-foldall"
+    assert fold1[fold1.index("--dataset_name") + 1] == f"{namespace}/resume-hub-folds-qc"
+    assert fold1[fold1.index("--hub_model_id") + 1] == f"{namespace}/resume-hub-cv-qc-fold1"
+    assert not api.repo_exists(f"{namespace}/resume-hub-cv-qc-fold0")  # a dry run pushes nothing
+
+    # For real, but only up to the push: fold 1 would train, so it is excluded with --folds 0.
+    timings = run_recipe.main(args + ["--folds", "0"])
+    assert _status(timings) == {"folds qc": "skipped", "tapt qc foldall": "skipped", "cv qc fold0": "pushed"}
+    assert api.file_exists(f"{namespace}/resume-hub-cv-qc-fold0", "oof_predictions.parquet")
+    plan = run_recipe.main(args + ["--folds", "0", "--dry_run"])
+    assert _status(plan)["cv qc fold0"] == "skipped"
+
+
+def test_pipeline_errors_name_the_file_and_field(tmp_path):
+    stages = [{"name": "cv", "config": str(tmp_path / "tiny.yaml"), "tasks": ["qc"], "folds": "all",
+               "init_from": "tapt"}]
+    path = _write_pipeline(tmp_path, {"model_name_or_path": "unused"}, stages)
+    with pytest.raises(ValueError, match=r"pipeline.yaml: stages\[0\].init_from: 'tapt' is not an earlier stage"):
+        run_recipe.main(["--pipeline", str(path), "--dry_run"])
+    stages[0].pop("init_from")
+    stages[0]["tasks"] = ["qi"]
+    path = _write_pipeline(tmp_path, {"model_name_or_path": "unused"}, stages)
+    with pytest.raises(ValueError, match=r"stages\[0\].tasks: task 'qi' has no entry under 'data'"):
+        run_recipe.main(["--pipeline", str(path), "--dry_run"])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A tiny real run
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_tiny_real_run_then_resume(tmp_path):
+    model = make_tiny_decoder(tmp_path / "model", arch="gemma3")
+    config = {
+        "model_name_or_path": model, "template": "bare", "max_length": 32, "lora_r": 4, "lora_alpha": 8,
+        "max_steps": 2, "per_device_train_batch_size": 4, "per_device_eval_batch_size": 64,
+        "eval_strategy": "no", "save_strategy": "no", "load_best_model_at_end": False,
+    }
+    stages = [{"name": "cv", "config": str(tmp_path / "tiny.yaml"), "tasks": ["qc"], "folds": "all"}]
+    path = _write_pipeline(tmp_path, config, stages)
+    args = ["--pipeline", str(path), "--folds", "0", "--skip_submission"]
+
+    timings = run_recipe.main(args)
+    assert _status(timings) == {"folds qc": "done", "cv qc fold0": "done"}
+    run_dir = tmp_path / "out" / "cv" / "qc" / "fold0"
+    assert json.loads((run_dir / "relevance_config.json").read_text())["fold"] == 0
+    saved = json.loads((tmp_path / "out" / run_recipe.TIMINGS_FILE).read_text())
+    assert [t["step"] for t in saved] == ["folds qc", "cv qc fold0"] and all(t["seconds"] > 0 for t in saved)
+    adapter_mtime = (run_dir / "adapter_model.safetensors").stat().st_mtime_ns
+
+    timings = run_recipe.main(args)
+    assert set(_status(timings).values()) == {"skipped"}
+    assert (run_dir / "adapter_model.safetensors").stat().st_mtime_ns == adapter_mtime

@@ -552,6 +552,13 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
     if script_args.early_stopping_patience is not None and not training_args.load_best_model_at_end:
         raise ValueError("--early_stopping_patience needs evaluation during training: a fold >= 0, --eval_strategy "
                          "steps or epoch, and the best checkpoint restored (--load_best_model_at_end)")
+    if model_args.load_in_4bit or model_args.load_in_8bit:
+        import importlib.util
+
+        import torch
+
+        if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
+            raise ValueError("--load_in_4bit/--load_in_8bit (QLoRA) need a CUDA GPU and the bitsandbytes package")
     # The loss is computed in the model (it handles one-logit heads too); the Trainer must not smooth it again.
     label_smoothing = training_args.label_smoothing_factor
     training_args.label_smoothing_factor = 0.0
@@ -608,13 +615,8 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
 
     quantization_config, device_map = None, None
     if model_args.load_in_4bit or model_args.load_in_8bit:
-        import importlib.util
-
-        import torch
         from accelerate import PartialState
 
-        if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
-            raise ValueError("--load_in_4bit/--load_in_8bit (QLoRA) need a CUDA GPU and the bitsandbytes package")
         quantization_config = get_quantization_config(model_args)
         if model_args.load_in_4bit:
             quantization_config.bnb_4bit_compute_dtype = mr._torch_dtype(model_args.dtype)

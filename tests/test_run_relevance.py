@@ -341,6 +341,7 @@ def _save(ds, path):
         ("bad_label", "row id 1: field 'label' has invalid value 3"),
         ("bare_multitask", "does not name the task"),
         ("early_stopping_without_eval", "needs evaluation during training"),
+        ("qlora_without_gpu", "need a CUDA GPU and the bitsandbytes package"),
     ],
 )
 def test_bad_inputs_give_clear_errors(tmp_path, tiny, case, match):
@@ -366,6 +367,10 @@ def test_bad_inputs_give_clear_errors(tmp_path, tiny, case, match):
         task, dataset, extra = "qc,qi", tiny["qc"], ["--template", "bare"]
     elif case == "early_stopping_without_eval":
         fold, extra = "-1", ["--early_stopping_patience", "2"]
+    elif case == "qlora_without_gpu":
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a GPU")
+        extra = ["--load_in_4bit"]
     with pytest.raises(ValueError, match=match):
         run(["--model_name_or_path", tiny["gemma3"], "--dataset_name", dataset, "--task", task, "--fold", fold,
              "--output_dir", str(tmp_path / "out"), *extra])

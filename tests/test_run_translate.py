@@ -181,7 +181,14 @@ def load(path):
 
 def cache_units(path):
     with sqlite3.connect(path, timeout=30) as conn:
-        return {(lang, text) for lang, text in conn.execute("SELECT src_lang, src_text FROM translations")}
+        try:
+            rows = conn.execute("SELECT src_lang, src_text FROM translations").fetchall()
+        except sqlite3.OperationalError as error:
+            # A run polled right after it created the file, before it created the table, has cached nothing yet.
+            if "no such table" not in str(error):
+                raise
+            return set()
+        return {(lang, text) for lang, text in rows}
 
 
 @pytest.fixture(scope="module")

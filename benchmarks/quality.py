@@ -29,7 +29,8 @@ Protocol, per task (`qc_dev.jsonl`, `qi_dev.jsonl` under `--data_dir`; a missing
 3. Reported: F1 of the ensemble on the TEST rows, per language, F1 of each fold model alone on the TEST rows (mean
    and standard deviation over fold models), OOF F1, wall time; `quality.md` and `quality.json` in `--output_dir`.
 
-    # the default budget (both tasks, about an hour on a 2-core CPU)
+    # the default budget: both tasks, 2 fold models x 160 rows x 20 steps of 8, 100 OOF rows each, 300 test rows,
+    # TAPT 20 steps (see benchmarks/README.md for its cost on a 2-core CPU)
     python benchmarks/quality.py
     # a reduced run
     python benchmarks/quality.py --tasks qc --num_fold_models 2 --max_steps 12 --max_test_samples 150
@@ -91,14 +92,14 @@ class QualityArguments:
     num_fold_models: int = field(
         default=2, metadata={"help": "Fold models per method (validation folds 0..N-1): the ensemble size."}
     )
-    max_train_samples: int = field(default=240, metadata={"help": "Training rows per fold model (seeded subset)."})
+    max_train_samples: int = field(default=160, metadata={"help": "Training rows per fold model (seeded subset)."})
     max_oof_samples: int = field(
-        default=120, metadata={"help": "Validation (OOF) rows per fold model: the rows thresholds are tuned on."}
+        default=100, metadata={"help": "Validation (OOF) rows per fold model: the rows thresholds are tuned on."}
     )
     max_test_samples: int = field(default=300, metadata={"help": "Test rows scored (seeded subset of the test fold)."})
-    max_steps: int = field(default=30, metadata={"help": "Optimiser steps per fold model (seed and ours alike)."})
-    tapt_steps: int = field(default=30, metadata={"help": "Optimiser steps of the TAPT adapter (other task)."})
-    tapt_train_samples: int = field(default=240, metadata={"help": "Training rows of the TAPT adapter."})
+    max_steps: int = field(default=20, metadata={"help": "Optimiser steps per fold model (seed and ours alike)."})
+    tapt_steps: int = field(default=20, metadata={"help": "Optimiser steps of the TAPT adapter (other task)."})
+    tapt_train_samples: int = field(default=160, metadata={"help": "Training rows of the TAPT adapter."})
     per_device_train_batch_size: int = field(default=8, metadata={"help": "Rows per optimiser step."})
     max_length: int = field(default=96, metadata={"help": "Maximum tokens per input (seed and ours alike)."})
     seed: int = field(default=42, metadata={"help": "Seed of folds, subsets and training."})
@@ -117,7 +118,9 @@ class QualityArguments:
 
 def run_command(command: list, log_path: str, done_file: Optional[str], reuse: bool) -> dict:
     """Run one of the project's scripts; its output goes to `log_path`. Skipped when `done_file` exists (reuse)."""
-    printable = " ".join(shlex.quote(part) for part in command)
+    # The interpreter is shown as `python`: the recorded command must not carry this machine's paths.
+    shown = ["python" if i == 0 and part == sys.executable else part for i, part in enumerate(command)]
+    printable = " ".join(shlex.quote(part) for part in shown)
     if reuse and done_file and os.path.exists(done_file) and os.path.exists(log_path + ".wall"):
         seconds = float(open(log_path + ".wall").read())
         logger.info("reusing %s (%.0f s when it ran)", os.path.dirname(done_file), seconds)
@@ -169,10 +172,14 @@ def f1_by_language(labels, predictions, languages) -> dict:
 
 def score_test(labels, languages, probability, per_model: np.ndarray, thresholds: np.ndarray) -> dict:
     """Ensemble F1 on the test rows, per language, and each fold model's own F1 at the same thresholds."""
+    from sklearn.metrics import roc_auc_score
+
     prediction = (probability >= thresholds).astype(int)
+    # AUC says whether a model ranks pairs at all, whatever its threshold.
+    auc = float(roc_auc_score(labels, probability)) if len(set(np.asarray(labels).tolist())) == 2 else None
     fold_f1 = [float(f1_score(labels, (per_model[:, j] >= thresholds).astype(int), zero_division=0))
                for j in range(per_model.shape[1])]
-    return {"f1": float(f1_score(labels, prediction, zero_division=0)),
+    return {"f1": float(f1_score(labels, prediction, zero_division=0)), "roc_auc": auc,
             "per_language_f1": f1_by_language(labels, prediction, languages),
             "fold_model_f1": fold_f1, "fold_model_f1_mean": float(np.mean(fold_f1)),
             "fold_model_f1_std": float(np.std(fold_f1)), "predicted_positive_rate": float(prediction.mean())}
@@ -304,16 +311,18 @@ def markdown(results: dict, budget: dict) -> str:
         languages = sorted({lang for m in task_result["methods"].values() for lang in m["per_language_f1"]})
         lines += [f"## {task.upper()}", "",
                   f"Test: {info['test_rows_scored']} rows of fold {info['test_fold']} ({info['test_fold_rows']} rows), "
-                  f"never trained or tuned on; fold models trained on folds {info['train_folds'][:args_models(task_result)]} "
-                  "as validation folds.", "",
-                  "| method | test F1 (ensemble) | fold models F1 mean ± sd | threshold | predicted pos. | wall s | "
+                  f"never trained or tuned on. Fold models validated (OOF) on folds "
+                  f"{info['train_folds'][:args_models(task_result)]}, each trained on the other folds of "
+                  f"{info['train_folds']}.", "",
+                  "| method | test F1 (ensemble) | fold models F1 mean ± sd | test AUC | threshold | predicted pos. | wall s | "
                   + " | ".join(languages) + " |",
-                  "|---|---|---|---|---|---|" + "---|" * len(languages)]
+                  "|---|---|---|---|---|---|---|" + "---|" * len(languages)]
         for name, m in task_result["methods"].items():
             spread = (f"{m['fold_model_f1_mean']:.3f} ± {m['fold_model_f1_std']:.3f}"
                       if m.get("fold_model_f1") else "n/a")
             langs = " | ".join(f"{m['per_language_f1'].get(lang, float('nan')):.3f}" for lang in languages)
-            lines.append(f"| {name} | {m['f1']:.3f} | {spread} | {m.get('threshold_strategy', '-')} | "
+            auc = "n/a" if m.get("roc_auc") is None else f"{m['roc_auc']:.3f}"
+            lines.append(f"| {name} | {m['f1']:.3f} | {spread} | {auc} | {m.get('threshold_strategy', '-')} | "
                          f"{m['predicted_positive_rate']:.2f} | {m.get('wall_s', 0):.0f} | {langs} |")
         lines.append("")
         for name, m in task_result["methods"].items():

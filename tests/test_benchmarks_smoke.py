@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, roc_auc_score
 
 from benchmarks import quality, throughput
 from tests.tiny_models import make_tiny_decoder, make_tiny_folded_dataset
@@ -50,6 +50,7 @@ def test_score_test_ensemble_and_fold_models():
     thresholds = np.full(5, 0.5)
     result = quality.score_test(labels, ["en", "en", "fr", "fr", "fr"], per_model.mean(axis=1), per_model, thresholds)
     assert result["f1"] == pytest.approx(f1_score(labels, [1, 1, 1, 0, 1]))
+    assert result["roc_auc"] == pytest.approx(roc_auc_score(labels, per_model.mean(axis=1)))
     assert result["fold_model_f1"] == pytest.approx([f1_score(labels, [1, 1, 0, 0, 0]), f1_score(labels, [0, 1, 1, 0, 1])])
     assert result["per_language_f1"] == pytest.approx({"en": 1.0, "fr": f1_score([0, 0, 1], [1, 0, 1])})
 

@@ -153,7 +153,9 @@ def resolve_pipeline(args: DemoArguments, out: str, model: Optional[str]) -> dic
             stage["args"] = {**(stage.get("args") or {}), "model_name_or_path": model}
     if pipe.get("translate") and not pipe["translate"].get("cache_file"):
         # Inside OUT, so `--fresh` really starts from nothing and the demo never reuses other runs' translations.
-        pipe["translate"]["cache_file"] = os.path.join(out, "translation_cache.sqlite")
+        cache = os.path.join(out, "translation_cache.sqlite")
+        inside = os.path.commonpath([cache, REPO_ROOT]) == REPO_ROOT
+        pipe["translate"]["cache_file"] = os.path.relpath(cache, REPO_ROOT) if inside else cache
     for assignment in args.set:
         apply_override(pipe, assignment)
     return pipe
@@ -329,7 +331,8 @@ def main(argv=None) -> str:
                                  "the offline demo cannot download it (use DEMO_HUB=real for a Hub id)")
             model = os.path.abspath(args.model_name_or_path) if os.path.isdir(args.model_name_or_path) \
                 else args.model_name_or_path
-            step(1, f"model: {model} (given)", lambda: None)
+            step(1, "model given (no preparation)", lambda: None)
+            logger.info("Model: %s", model)
         else:
             prepared = step(1, "prepare the embedded model (tools/prepare_model.py)", lambda: run_child(
                 [sys.executable, resolve(os.path.join("tools", "prepare_model.py"))], env, capture_stdout=True))
@@ -341,8 +344,8 @@ def main(argv=None) -> str:
         if args.hub == "local":
             storage = os.path.abspath(args.hub_storage or os.path.join(out, "hub"))
             hub = LocalHub(storage, os.path.join(out, "hub_server.log"))
-            url = step(2, f"start the local Hub server (storage {storage})", lambda: hub.start(args.hub_start_timeout))
-            logger.info("HF_ENDPOINT=%s", url)
+            url = step(2, "start the local Hub server", lambda: hub.start(args.hub_start_timeout))
+            logger.info("HF_ENDPOINT=%s (storage %s, log %s)", url, storage, hub.log_path)
             # The client has no fallback from Xet to LFS, and the local server speaks LFS only.
             env.update({"HF_ENDPOINT": url, "HF_TOKEN": LOCAL_TOKEN, "HF_HUB_DISABLE_XET": "1",
                         "HF_HOME": os.path.join(out, "hf_home")})
@@ -376,12 +379,12 @@ def main(argv=None) -> str:
             step(3, "pipeline (scripts/run_recipe.py)", lambda: run_child(cmd, env))
         finally:
             record_history(out, driver_start)
+        report = os.path.join(out, "report.md")
         if args.dry_run:
             meta["status"] = "dry run"
             return ""
 
         # 4. The report.
-        report = os.path.join(out, "report.md")
         if args.report:
             meta["status"] = "ok"
             meta["seconds"] = round(time.time() - started, 1)
@@ -390,13 +393,15 @@ def main(argv=None) -> str:
                 [sys.executable, resolve(os.path.join("scripts", "make_report.py")), "--output_dir", out,
                  "--pipeline", pipeline_file, "--report_file", report], env))
         meta["seconds"] = round(time.time() - started, 1)
-        logger.info("Done in %.1f s. Report: %s", meta["seconds"], report if args.report else "(skipped)")
-        return report
     except Interrupted as error:
         meta["status"] = str(error)
         logger.error("%s: stopping", error)
         stop_children()
         raise SystemExit(128 + error.signum)
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        meta["status"] = f"failed: {error}"
+        logger.error("%s", error)
+        raise SystemExit(2)
     except subprocess.CalledProcessError as error:
         meta["status"] = f"failed: {os.path.basename(error.cmd[1])} exited with {error.returncode}"
         logger.error("%s; the output above says why (outputs so far are in %s)", meta["status"], out)
@@ -412,6 +417,9 @@ def main(argv=None) -> str:
         if meta["status"] == "running":
             meta["status"] = "failed"
         write_timings(out, meta, timings)
+    # Last, after the server stopped: the line to look for.
+    logger.info("Done in %.1f s. Report: %s", meta["seconds"], report if args.report else "(not written)")
+    return report
 
 
 def same_model(args: DemoArguments, model: Optional[str]) -> bool:

@@ -116,6 +116,14 @@ def f1_curve(labels, probabilities, grid) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def show_path(path) -> str:
+    """Paths inside the repository are shown relative to it (the report may be read on another machine)."""
+    if not path or not os.path.isabs(str(path)):
+        return str(path)
+    inside = os.path.commonpath([str(path), REPO_ROOT]) == REPO_ROOT
+    return os.path.relpath(path, REPO_ROOT) if inside else str(path)
+
+
 def fmt(value, digits=3) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "-"
@@ -236,7 +244,7 @@ def section_timings(out: str) -> list:
                         earlier[item["step"]] = (item["seconds"], run["finished_at"])
     rows = []
     for item in demo.get("steps", []):
-        rows.append(["demo", item["step"], "done", item["seconds"]])
+        rows.append(["demo", item["step"], "done", f"{item['seconds']:.1f}"])
     for item in driver:
         status, seconds = item["status"], item["seconds"]
         if status == "skipped" and item["step"] in earlier:
@@ -244,7 +252,7 @@ def section_timings(out: str) -> list:
                      f"{earlier[item['step']][1]}"
         elif status == "skipped":
             status = f"skipped ({item.get('reason', 'done')})"
-        rows.append(["pipeline", item["step"], status, seconds])
+        rows.append(["pipeline", item["step"], status, f"{seconds:.1f}"])
     lines += table(["part", "step", "status", "seconds"], rows)
     if demo:
         lines += [f"Whole run: {fmt(demo.get('seconds'), 1)} s (the report itself not included), started "
@@ -353,7 +361,7 @@ def main(argv=None) -> str:
     # 2. The report, section by section.
     lines = [f"# Pipeline report: {pipe.get('name')}", "",
              f"Written {datetime.datetime.now().isoformat(timespec='seconds')} from `{out}`. Pipeline "
-             f"`{os.path.relpath(pipeline, out)}` (as it ran); model `{demo.get('model', '?')}`; Hub "
+             f"`{os.path.relpath(pipeline, out)}` (as it ran); model `{show_path(demo.get('model', '?'))}`; Hub "
              f"{demo.get('hub', '?')} (namespace `{demo.get('hub_namespace', '?')}`); fold ensemble of stage "
              f"`{stage}`.", ""]
     if demo.get("overrides") or demo.get("train_args"):

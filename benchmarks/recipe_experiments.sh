@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The controlled runs of issue 10, all through run_relevance.py: one fold (0), the same seeded training and
+# validation rows, the same step budget, seed 42; each run changes one thing against the reference.
+#
+#   bash benchmarks/recipe_experiments.sh RUN_NAME [RUN_NAME ...]     # run some of them (see the case below)
+#   python benchmarks/recipe_experiments.py --mode table --runs_dir outputs/recipe
+#
+# Needs: the embedded model (python tools/prepare_model.py) and the folds
+#   python make_folds.py --train_file ../shared/data/qc_dev.jsonl --output_dir outputs/folds_qc_dev
+#   python make_folds.py --train_file ../shared/data/qi_dev.jsonl --output_dir outputs/folds_qi_dev
+# Sized for a shared 2-core CPU: 480 training rows, 60 steps of 8, 300 validation rows, one thread.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+MODEL=${MODEL:-.cache/models/gemma-3-270m}
+RUNS=${RUNS:-outputs/recipe}
+QC=${QC:-outputs/folds_qc_dev}
+QI=${QI:-outputs/folds_qi_dev}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} TOKENIZERS_PARALLELISM=false
+
+# Shared by every run: same rows (seeded subsets), same budget, no intermediate evaluation or checkpoints
+# (the one evaluation is the final prediction on the 300 validation rows).
+COMMON=(--model_name_or_path "$MODEL" --fold 0 --seed 42 --max_train_samples 480 --max_eval_samples 300
+        --max_steps 60 --per_device_train_batch_size 8 --max_length 96
+        --eval_strategy no --save_strategy no --load_best_model_at_end false --logging_steps 5)
+# The candidate recipe: instruct template, score head from the " no"/" yes" LM-head rows, LoRA lr 2e-4,
+# 10 % warm-up then cosine decay.
+BEST=(--template instruct --score_init answer_tokens --learning_rate 2e-4 --lr_scheduler_type cosine --warmup_steps 0.1)
+
+TOP6='.*\.layers\.(1[2-7])\.(self_attn|mlp)\.(q|k|v|o|gate|up|down)_proj'
+
+run() {
+  local name=$1; shift
+  local out="$RUNS/$name"
+  mkdir -p "$out"
+  local cmd=("$PY" run_relevance.py "${COMMON[@]}" "$@" --output_dir "$out")
+  printf '%q ' "${cmd[@]}" > "$out/command.txt"
+  # run_relevance.py changes while the experiments run: record which version (and whether it was edited) ran.
+  { git log -1 --format=%h -- run_relevance.py modeling_relevance.py; git status --short run_relevance.py modeling_relevance.py; } > "$out/code_version.txt" 2>&1 || true
+  echo "== $name: $(cat "$out/command.txt")"
+  local start=$SECONDS
+  "${cmd[@]}" > "$out/train.log" 2>&1
+  echo "$((SECONDS - start))" > "$out/wall_s.txt"
+  echo "== $name done in $((SECONDS - start)) s"
+}
+
+for name in "$@"; do
+  case $name in
+    # Reference points
+    qc_zero_shot)   run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --learning_rate 0 --max_steps 1 ;;
+    qc_winners)     run "$name" --dataset_name "$QC" --task qc --template bare --score_init random \
+                        --learning_rate 1e-5 --lr_scheduler_type constant --warmup_steps 0 ;;
+    # The candidate and its one-change ablations
+    qc_best)        run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" ;;
+    qc_random_head) run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --score_init random ;;
+    qc_bare)        run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --template bare ;;
+    qc_lr5e-5)      run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --learning_rate 5e-5 ;;
+    qc_lr1e-3)      run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --learning_rate 1e-3 ;;
+    qc_sigmoid)     run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --num_labels 1 ;;
+    qc_r8_attn)     run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --lora_r 8 --lora_alpha 16 \
+                        --lora_target_modules q_proj k_proj v_proj o_proj ;;
+    # LoRA on the top 6 of the 18 layers only (one regex, which trl passes to peft as a pattern): the backward pass
+    # stops at layer 12, so a step costs about half as much on CPU.
+    qc_top6)        run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --lora_target_modules "$TOP6" ;;
+    qc_smooth)      run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --label_smoothing_factor 0.1 ;;
+    qi_zero_shot)   run "$name" --dataset_name "$QI" --task qi "${BEST[@]}" --learning_rate 0 --max_steps 1 ;;
+    qi_winners)     run "$name" --dataset_name "$QI" --task qi --template bare --score_init random \
+                        --learning_rate 1e-5 --lr_scheduler_type constant --warmup_steps 0 ;;
+    qi_best)        run "$name" --dataset_name "$QI" --task qi "${BEST[@]}" ;;
+    *) echo "unknown run $name" >&2; exit 2 ;;
+  esac
+done

@@ -415,7 +415,8 @@ def run_steps(steps, out, args, api) -> list:
                     raise SystemExit(result.returncode)
             status = "done"
         if args.dry_run:
-            timings.append({"step": step.name, "status": "planned", "seconds": 0.0, "command": step.cmd})
+            timings.append({"step": step.name, "status": "planned", "seconds": 0.0, "command": step.cmd,
+                            "env": step.env})
             continue
         anything_ran = True
         seconds = round(time.time() - t0, 1)

@@ -141,6 +141,25 @@ def test_resume_skips_complete_local_runs(tmp_path):
     assert set(_status(plan).values()) == {"planned"}
 
 
+def test_accelerate_config_from_the_environment_and_cpu_deepspeed_settings(tmp_path, monkeypatch):
+    stages = [{"name": "cv", "config": str(tmp_path / "tiny.yaml"), "tasks": ["qc"], "folds": [0]}]
+    path = _write_pipeline(tmp_path, {"model_name_or_path": "unused"}, stages)
+    monkeypatch.setenv("ACCELERATE_CONFIG", "accelerate_configs/cpu_zero3.yaml")
+    plan = run_recipe.main(["--pipeline", str(path), "--dry_run", "--skip_submission", "--num_processes", "2"])
+    train = next(step for step in plan if step["step"] == "cv qc fold0")
+    cmd = train["command"]
+    assert cmd[cmd.index("--config_file") + 1] == str(REPO / "accelerate_configs" / "cpu_zero3.yaml")
+    assert cmd[cmd.index("--num_processes") + 1] == "2"
+    assert cmd[cmd.index("--ddp_backend") + 1] == "gloo" and "--use_cpu" not in cmd
+    assert train["env"] == {"DS_ACCELERATOR": "cpu"}
+    # The command-line flag wins over the environment; a GPU config gets neither CPU setting.
+    plan = run_recipe.main(["--pipeline", str(path), "--dry_run", "--skip_submission",
+                            "--accelerate_config", "accelerate_configs/deepspeed_zero3.yaml"])
+    train = next(step for step in plan if step["step"] == "cv qc fold0")
+    assert train["command"][train["command"].index("--config_file") + 1].endswith("deepspeed_zero3.yaml")
+    assert "--ddp_backend" not in train["command"] and train["env"] == {}
+
+
 def test_resume_from_the_hub_and_push_of_a_local_run(hub_server, tmp_path):
     from huggingface_hub import HfApi
 

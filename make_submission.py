@@ -968,8 +968,10 @@ def main(argv=None):
         report.update({"task": task, "adapters": plan[task]["adapters"],
                        "weights": plan[task]["weights"].tolist(), "scoring": stats,
                        "predicted_positive_rate": float(prediction.mean()) if len(prediction) else None})
-        if "label" in split.column_names:
-            report["split_f1"] = float(f1_score(split["label"], prediction))
+        # make_folds.py gives an unlabelled test split a `label` column of nulls (one schema for every split).
+        labels = split["label"] if "label" in split.column_names else []
+        if len(labels) and all(label is not None for label in labels):
+            report["split_f1"] = float(f1_score(labels, prediction))
             logger.info("Task %s: F1 on %s[%s] = %.4f", task, dataset_name, data_args.split, report["split_f1"])
         with open(os.path.join(pred_args.output_dir, f"thresholds_{task}.json"), "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2, default=str)

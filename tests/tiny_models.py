@@ -272,8 +272,8 @@ def make_tiny_folded_dataset(
     with_translation: bool = False,
     seed: int = 0,
 ) -> str:
-    """Write a small folded `DatasetDict` (`train` with `fold` and `exclude_from_train_folds`, plus an unlabelled
-    `test` split) to `path` with `save_to_disk`, as docs/conventions.md describes; return `path`."""
+    """Write a small folded `DatasetDict` (`train` with `fold` and `exclude_from_train_folds`, plus a `test` split
+    whose labels are null) to `path` with `save_to_disk`, as docs/conventions.md describes; return `path`."""
     import datasets
 
     if task.lower() not in ("qc", "qi"):
@@ -281,13 +281,13 @@ def make_tiny_folded_dataset(
     rows = _synthetic_rows(task, num_rows, num_folds, seed, with_translation)
     test_rows = _synthetic_rows(task, num_test_rows, 1, seed + 1, with_translation)
     for i, row in enumerate(test_rows):
-        row.pop("label")
+        row["label"] = None  # as make_folds.py writes an unlabelled test split: one schema for every split
         row["id"] = 10_000 + i
         row["fold"] = -1
         row["exclude_from_train_folds"] = []
     train = datasets.Dataset.from_list(rows)
     test = datasets.Dataset.from_list(test_rows)
-    test = test.cast_column("exclude_from_train_folds", train.features["exclude_from_train_folds"])
+    test = test.cast(train.features)
     dataset = datasets.DatasetDict({"train": train, "test": test})
     path = str(path)
     dataset.save_to_disk(path)

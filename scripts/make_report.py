@@ -255,7 +255,7 @@ def section_timings(out: str) -> list:
         rows.append(["pipeline", item["step"], status, f"{seconds:.1f}"])
     lines += table(["part", "step", "status", "seconds"], rows)
     if demo:
-        lines += [f"Whole run: {fmt(demo.get('seconds'), 1)} s (the report itself not included), started "
+        lines += [f"This invocation of scripts/demo.py: {fmt(demo.get('seconds'), 1)} s before the report, started "
                   f"{demo.get('started_at')}, {demo.get('cpu_count')} CPU cores, OMP_NUM_THREADS="
                   f"{demo.get('omp_num_threads')}. Times on a shared machine vary from run to run.", ""]
     return lines

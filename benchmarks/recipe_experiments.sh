@@ -62,6 +62,9 @@ for name in "$@"; do
     # LoRA on the top 6 of the 18 layers only (one regex, which trl passes to peft as a pattern): the backward pass
     # stops at layer 12, so a step costs about half as much on CPU.
     qc_top6)        run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --lora_target_modules "$TOP6" ;;
+    # One-change ablations of the chosen recipe (random head), added after qc_random_head measured best
+    qc_random_bare)   run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --score_init random --template bare ;;
+    qc_random_lr1e-3) run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --score_init random --learning_rate 1e-3 ;;
     qc_smooth)      run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --label_smoothing_factor 0.1 ;;
     qi_zero_shot)   run "$name" --dataset_name "$QI" --task qi "${BEST[@]}" --learning_rate 0 --max_steps 1 ;;
     qi_winners)     run "$name" --dataset_name "$QI" --task qi --template bare --score_init random \

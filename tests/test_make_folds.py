@@ -32,7 +32,7 @@ LANGUAGES = ["en", "es", "fr", "ja", "ko", "pt", "th"]
 PATHS = [
     "phones & telecommunications,mobile phone accessories,phone cases & covers",
     "phones & telecommunications,mobile phone accessories,chargers, cables & adapters,data cables",
-    "phones & telecommunications,mobile phones",
+    "phones & telecommunications,cellphones",
     "automobiles, parts & accessories,interior accessories,car holders, stands & mounts",
     "automobiles, parts & accessories,car lights,headlight bulbs",
     "home & garden,kitchen, dining & bar,kitchen knives & accessories,kitchen knives,chef knives",

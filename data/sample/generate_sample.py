@@ -124,7 +124,7 @@ CONCEPTS = [
         },
     },
     {
-        "paths": ["consumer electronics,smart electronics,wearable devices,smart watches"],
+        "paths": ["consumer electronics,wearable technology,smartwatches"],
         "titles": [
             "Smart Watch Men Women 1.96 inch AMOLED Bluetooth Call Heart Rate Fitness Tracker",
             "Kids Smart Watch 4G GPS Tracker SOS Video Call Waterproof",
@@ -148,7 +148,7 @@ CONCEPTS = [
         },
     },
     {
-        "paths": ["women's clothing,dresses"],
+        "paths": ["women's clothing,dresses,casual dresses"],
         "titles": [
             "Summer Floral Print Midi Dress Women Elegant V Neck Short Sleeve Beach Dress",
             "Women's Black Bodycon Party Dress Sexy Long Sleeve Evening Mini Dress",
@@ -196,7 +196,7 @@ CONCEPTS = [
         },
     },
     {
-        "paths": ["beauty & health,makeup,lips,lipstick"],
+        "paths": ["beauty & health,makeup,lip makeup,lipsticks"],
         "titles": [
             "Matte Velvet Lipstick Waterproof Long Lasting Nude Red Lip Makeup 12 Colors",
             "Lip Gloss Set Moisturizing Liquid Lipstick Non-stick Cup",
@@ -244,7 +244,7 @@ CONCEPTS = [
         },
     },
     {
-        "paths": ["jewelry & accessories,fine jewelry,rings", "jewelry & accessories,fashion jewelry,rings"],
+        "paths": ["jewelry & accessories,fine jewelry,silver rings", "jewelry & accessories,fashion jewelry,fashion rings"],
         "titles": [
             "925 Sterling Silver Ring for Women Adjustable Open Zircon Wedding Band",
             "Stainless Steel Couple Rings Set Minimalist Engagement Ring Gift",
@@ -316,7 +316,7 @@ CONCEPTS = [
         },
     },
     {
-        "paths": ["automobiles, parts & accessories,car lights,car headlight bulbs(led)"],
+        "paths": ["automobiles, parts & accessories,car lighting,led headlight bulbs"],
         "titles": [
             "H4 H7 LED Headlight Bulbs 20000LM 6000K Super Bright Car Lamp Canbus",
             "2PCS H11 H8 LED Fog Light Bulb Car Headlamp Plug and Play",
@@ -436,7 +436,7 @@ CONCEPTS = [
         },
     },
     {
-        "paths": ["sports & entertainment,fishing,fishing lures"],
+        "paths": ["sports & entertainment,fishing,lures & baits"],
         "titles": [
             "10PCS Minnow Fishing Lures Set Hard Bait Crankbait Wobblers 3D Eyes",
             "Soft Silicone Fishing Lure Shad Worm Bass Bait 20pcs",
@@ -460,7 +460,7 @@ CONCEPTS = [
         },
     },
     {
-        "paths": ["luggage & bags,backpacks"],
+        "paths": ["luggage & bags,travel backpacks"],
         "titles": [
             "Men's Laptop Backpack 15.6 Inch USB Charging Waterproof Travel Bag",
             "Women Mini Backpack Nylon School Bag for Teenage Girls",
@@ -484,7 +484,7 @@ CONCEPTS = [
         },
     },
     {
-        "paths": ["toys & hobbies,building & construction toys,blocks"],
+        "paths": ["toys & hobbies,building toys,building blocks"],
         "titles": [
             "1200PCS City Building Blocks Set Creative Bricks Kids Educational Toys",
             "Technic Sports Car Model Building Kit MOC Bricks Compatible",

@@ -802,14 +802,6 @@ def _setup_logging(state: PartialState) -> None:
     transformers.utils.logging.set_verbosity(logging.WARNING if state.is_main_process else logging.ERROR)
 
 
-def parse_tasks(spec: str) -> list:
-    tasks = [t.strip().lower() for t in spec.split(",") if t.strip()]
-    unknown = [t for t in tasks if t not in utils_data.TASKS]
-    if not tasks or unknown or len(set(tasks)) != len(tasks):
-        raise ValueError(f"--task {spec!r}: give 'qc', 'qi' or 'qc,qi'")
-    return tasks
-
-
 def run_check_only(data_args: DataArguments, pred_args: PredictionArguments) -> list:
     summaries = []
     if data_args.task is None:
@@ -817,7 +809,7 @@ def run_check_only(data_args: DataArguments, pred_args: PredictionArguments) -> 
             raise ValueError("--check_only without --test_file FILE needs --task")
         _, _, inferred = utils_data.read_raw_file(data_args.test_file, labelled=False)
         data_args.task = inferred
-    for task in parse_tasks(data_args.task):
+    for task in utils_data.parse_tasks(data_args.task):
         if not pred_args.submission_file:
             raise ValueError("--check_only needs --submission_file")
         submission = pred_args.submission_file.replace("{task}", task)
@@ -848,7 +840,7 @@ def main(argv=None):
         return run_check_only(data_args, pred_args)
     if data_args.task is None:
         raise ValueError("--task is required: qc, qi or qc,qi")
-    tasks = parse_tasks(data_args.task)
+    tasks = utils_data.parse_tasks(data_args.task)
     if not data_args.dataset_name or not model_args.adapters:
         raise ValueError("--dataset_name and --adapters are required (or --check_only)")
     if pred_args.threshold_strategy not in THRESHOLD_STRATEGIES + ("auto",):

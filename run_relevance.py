@@ -51,7 +51,7 @@ from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint, ha
 from trl import ModelConfig, TrlParser, get_peft_config, get_quantization_config
 
 import modeling_relevance as mr
-from utils_data import load_folded_dataset
+from utils_data import load_folded_dataset, parse_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -168,18 +168,6 @@ def column_values(ds: datasets.Dataset, name: str) -> list:
     """A column as a Python list. (`ds[name]` in datasets 5 is a lazy column formatted row by row: minutes on
     the 51k-row QI set; through Arrow it takes well under a second.)"""
     return ds.with_format("arrow")[name].to_pylist()
-
-
-def parse_tasks(task_arg: str) -> list:
-    tasks = [t.strip().lower() for t in str(task_arg).split(",") if t.strip()]
-    if not tasks:
-        raise ValueError("--task is empty; use qc, qi or qc,qi")
-    for task in tasks:
-        if task not in mr.TASKS:
-            raise ValueError(f"unknown task {task!r} in --task {task_arg!r}; use qc, qi or qc,qi")
-    if len(set(tasks)) != len(tasks):
-        raise ValueError(f"--task {task_arg!r} names a task twice")
-    return tasks
 
 
 def validate_dataset(ds: datasets.Dataset, name: str, task: str, need_exclusions: bool) -> None:

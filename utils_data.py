@@ -44,6 +44,19 @@ _WHITESPACE = re.compile(r"\s+")
 _MAX_LISTED_ERRORS = 20
 
 
+def parse_tasks(task_arg: str) -> list:
+    """The tasks named by a `--task` value: `qc`, `qi` or `qc,qi` (lowercase, in the given order)."""
+    tasks = [t.strip().lower() for t in str(task_arg).split(",") if t.strip()]
+    if not tasks:
+        raise ValueError("--task is empty; use qc, qi or qc,qi")
+    for task in tasks:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r} in --task {task_arg!r}; use qc, qi or qc,qi")
+    if len(set(tasks)) != len(tasks):
+        raise ValueError(f"--task {task_arg!r} names a task twice")
+    return tasks
+
+
 def normalize_text(text, lowercase: bool = False) -> str:
     """Strip and collapse whitespace (None becomes ""), optionally lowercase."""
     if text is None:

@@ -35,12 +35,9 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -50,6 +47,9 @@ from transformers import HfArgumentParser
 logger = logging.getLogger("demo")
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+from tools.hub_server import LocalHub, hub_answers  # noqa: E402  (after the repository root is on sys.path)
+
 DEFAULT_PIPELINE = os.path.join("recipes", "pipelines", "demo.yaml")
 RESOLVED_PIPELINE = "demo_pipeline.yaml"
 DEMO_TIMINGS = "demo_timings.json"
@@ -163,71 +163,6 @@ def resolve_pipeline(args: DemoArguments, out: str, model: Optional[str]) -> dic
 
 def resolve(path: str) -> str:
     return path if os.path.isabs(path) else os.path.join(REPO_ROOT, path)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The local Hub server
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def hub_answers(url: str) -> bool:
-    # A proxy set for the outside world must not capture calls to 127.0.0.1.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(f"{url}/api/whoami-v2", timeout=2):
-            return True
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-        return False
-
-
-class LocalHub:
-    """`python -m tools.hub_server` as a child process; its log goes to OUT/hub_server.log."""
-
-    def __init__(self, storage: str, log_path: str):
-        self.storage, self.log_path = storage, log_path
-        self.process, self.url = None, None
-
-    def start(self, timeout: float) -> str:
-        os.makedirs(self.storage, exist_ok=True)
-        for attempt in range(3):  # the free port may be taken between the check and the bind: try another
-            port = free_port()
-            self.url = f"http://127.0.0.1:{port}"
-            with open(self.log_path, "a") as log:
-                self.process = subprocess.Popen(
-                    [sys.executable, "-m", "tools.hub_server", "--storage", self.storage, "--host", "127.0.0.1",
-                     "--port", str(port)],
-                    cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                )
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.process.poll() is None:
-                if hub_answers(self.url):
-                    return self.url
-                time.sleep(0.2)
-            code = self.process.poll()
-            self.stop()
-            if code is None:
-                break  # alive but silent: not a port clash
-            logger.warning("Hub server exited with code %s (attempt %d); see %s", code, attempt + 1, self.log_path)
-        raise RuntimeError(f"the local Hub server did not start; its log: {self.log_path}")
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            logger.info("Stopped the local Hub server (%s)", self.url)
-        self.process = None
 
 
 # ----------------------------------------------------------------------------------------------------------------

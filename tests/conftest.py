@@ -7,29 +7,20 @@ reserved here.
 """
 
 import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# tools.hub_server imports no HF library (its main() imports transformers lazily), so this precedes the variables.
+from tools.hub_server import LocalHub, free_port  # noqa: E402
 
 
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="relevance-tests-"))
-HUB_PORT = _free_port()
+HUB_PORT = free_port()
 HUB_URL = f"http://127.0.0.1:{HUB_PORT}"
 HUB_STORAGE = _SESSION_TMP / "hub-storage"
 
@@ -56,55 +47,7 @@ for _name in ("NO_PROXY", "no_proxy"):
     os.environ[_name] = ",".join(filter(None, [os.environ.get(_name), "127.0.0.1", "localhost"]))
 
 
-class LocalHub:
-    """The server as a subprocess: `python -m tools.hub_server`, its log in the session's temp folder."""
-
-    def __init__(self, url: str, port: int, storage: Path, log_path: Path):
-        self.url, self.port, self.storage, self.log_path = url, port, storage, log_path
-        self.process = None
-
-    def start(self, timeout: float = 60.0) -> None:
-        log = open(self.log_path, "a")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tools.hub_server", "--storage", str(self.storage),
-             "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"hub server exited with code {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
-                    f"{self.url}/api/whoami-v2", timeout=2
-                ):
-                    return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"hub server did not answer on {self.url} within {timeout:.0f}s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def log_tail(self, num_lines: int = 40) -> str:
-        lines = self.log_path.read_text(errors="replace").splitlines() if self.log_path.exists() else []
-        return "\n".join(lines[-num_lines:])
-
-
-_LOCAL_HUB = LocalHub(HUB_URL, HUB_PORT, HUB_STORAGE, _SESSION_TMP / "hub-server.log")
+_LOCAL_HUB = LocalHub(HUB_STORAGE, _SESSION_TMP / "hub-server.log", port=HUB_PORT)
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,12 @@ import logging
 import os
 import re
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -629,6 +635,90 @@ def build_app(storage_dir: str) -> Starlette:
     app = Starlette(routes=routes, exception_handlers={HubError: hub_error, 404: not_found})
     app.state.storage = Storage(Path(storage_dir))
     return app
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The server as a child process (used by the tests' fixture and by scripts/demo.py)
+# --------------------------------------------------------------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def hub_answers(url: str) -> bool:
+    # A proxy set for the outside world must not capture calls to 127.0.0.1.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"{url}/api/whoami-v2", timeout=2):
+            return True
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
+
+
+class LocalHub:
+    """`python -m tools.hub_server` as a child process on 127.0.0.1, its output appended to `log_path`.
+
+    With `port=None` a free port is picked at each start, and another one is tried if the server exits at once
+    (the port may be taken between the check and the bind). With a fixed port (the tests reserve one before
+    HF_ENDPOINT is read) a failed start raises with the end of the server's log.
+    """
+
+    def __init__(self, storage, log_path, port: int | None = None):
+        self.storage, self.log_path, self.port = str(storage), str(log_path), port
+        self.process, self.url = None, None
+
+    def start(self, timeout: float = 60.0) -> str:
+        os.makedirs(self.storage, exist_ok=True)
+        for attempt in range(1 if self.port else 3):
+            port = self.port or free_port()
+            self.url = f"http://127.0.0.1:{port}"
+            with open(self.log_path, "a") as log:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "tools.hub_server", "--storage", self.storage, "--host", "127.0.0.1",
+                     "--port", str(port)],
+                    cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                )
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.process.poll() is None:
+                if hub_answers(self.url):
+                    return self.url
+                time.sleep(0.2)
+            code = self.process.poll()
+            self.stop()
+            if code is None:
+                raise RuntimeError(
+                    f"the local Hub server did not answer on {self.url} within {timeout:.0f}s:\n{self.log_tail()}"
+                )
+            logger.warning("Hub server exited with code %s (attempt %d); see %s", code, attempt + 1, self.log_path)
+        raise RuntimeError(f"the local Hub server did not start:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            logger.info("Stopped the local Hub server (%s)", self.url)
+        self.process = None
+
+    def restart(self, timeout: float = 60.0) -> str:
+        self.stop()
+        return self.start(timeout)
+
+    def log_tail(self, num_lines: int = 40) -> str:
+        if not os.path.exists(self.log_path):
+            return ""
+        with open(self.log_path, errors="replace") as f:
+            return "\n".join(f.read().splitlines()[-num_lines:])
 
 
 def main():

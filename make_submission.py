@@ -546,7 +546,7 @@ def check_adapter_head(adapter: str, num_labels: int) -> None:
 
 
 # What every adapter of one ensemble must share with the first (they run on one base, with one tokenisation).
-_SHARED_SETTINGS = ("base_model_name_or_path", "num_labels", "pooling", "template", "max_length")
+_SHARED_SETTINGS = ("base_model_name_or_path", "num_labels", "pooling", "template", "max_length", "num_hidden_layers")
 
 
 def read_adapter_settings(adapters: list, task: str) -> dict:
@@ -709,6 +709,7 @@ def load_base_model(model_name_or_path: str, settings: dict, dtype: str, attn_im
         dtype=dtype,
         attn_implementation=attn_implementation,
         trust_remote_code=trust_remote_code,
+        num_hidden_layers=settings.get("num_hidden_layers"),
     )
     return model.to(device).eval()
 

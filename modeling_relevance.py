@@ -336,14 +336,28 @@ def load_backbone(
     quantization_config=None,
     device_map=None,
     token=None,
+    num_hidden_layers=None,
 ):
     """Load the text backbone with `AutoModel` (no LM head). For a multimodal checkpoint whose config has a
     `text_config` (Gemma-3 4B/12B/27B), only the language model is built and loaded: the vision tower's weights
-    are never materialised. Returns `(backbone, text_config)`."""
+    are never materialised. `num_hidden_layers` keeps only the first N transformer layers (the others are never
+    built; their weights are skipped). Returns `(backbone, text_config)`."""
     config = AutoConfig.from_pretrained(
         model_name_or_path, revision=revision, trust_remote_code=trust_remote_code, token=token
     )
     text_config = config.get_text_config()
+    if num_hidden_layers is not None:
+        total = text_config.num_hidden_layers
+        if not 1 <= num_hidden_layers <= total:
+            raise ValueError(f"num_hidden_layers={num_hidden_layers}: {model_name_or_path} has {total} layers")
+        # Both at once: the config validates that per-layer lists (Gemma-3's sliding/full pattern) match the count.
+        truncated = {"num_hidden_layers": num_hidden_layers}
+        for name in ("layer_types", "mlp_layer_types"):
+            if getattr(text_config, name, None) is not None:
+                truncated[name] = list(getattr(text_config, name))[:num_hidden_layers]
+        text_config.__dict__.update(truncated)
+        if num_hidden_layers < total:
+            logger.info("keeping the first %d of %s's %d layers", num_hidden_layers, model_name_or_path, total)
     kwargs = {
         "dtype": _torch_dtype(dtype),
         "revision": revision,
@@ -472,6 +486,7 @@ def build_classifier(
     label_smoothing: float = 0.0,
     token=None,
     seed=None,
+    num_hidden_layers=None,
 ) -> LastTokenClassifier:
     """Load the backbone and put a fresh score head on it.
 
@@ -490,6 +505,7 @@ def build_classifier(
         quantization_config=quantization_config,
         device_map=device_map,
         token=token,
+        num_hidden_layers=num_hidden_layers,
     )
     resolved = resolve_pooling(text_config, pooling)
     if seed is not None:
@@ -554,7 +570,8 @@ def load_for_inference(
     all_settings = [read_settings(a, revision=revision, token=token) for a in adapters]
     settings = dict(all_settings[0])
     for name, other in zip(adapters[1:], all_settings[1:]):
-        for key in ("base_model_name_or_path", "num_labels", "pooling", "template", "tasks", "max_length"):
+        for key in ("base_model_name_or_path", "num_labels", "pooling", "template", "tasks", "max_length",
+                    "num_hidden_layers"):
             if other.get(key) != settings.get(key) and not (key == "base_model_name_or_path" and base_model_name_or_path):
                 raise ValueError(
                     f"adapter {name} was trained with {key}={other.get(key)!r}, "
@@ -568,6 +585,7 @@ def load_for_inference(
         dtype=dtype,
         attn_implementation=attn_implementation,
         token=token,
+        num_hidden_layers=settings.get("num_hidden_layers"),
     )
     names = [f"adapter_{i}" for i in range(len(adapters))]
     model = PeftModel.from_pretrained(model, adapters[0], adapter_name=names[0], revision=revision, token=token)

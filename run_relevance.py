@@ -119,6 +119,14 @@ class RelevanceArguments:
             "choices": list(mr.POOLINGS),
         },
     )
+    num_hidden_layers: int | None = field(
+        default=None,
+        metadata={
+            "help": "Keep only the first N transformer layers of the backbone (default: all). Halves the cost of a "
+            "step at N = half the layers; on small models the relevance signal of frozen features peaks in the "
+            "middle layers (docs/recipe_experiments.md). Saved with the adapter, so inference truncates alike."
+        },
+    )
     score_init: str = field(
         default="random",
         metadata={
@@ -595,6 +603,11 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
         pooling = init_settings["pooling"] if pooling == "auto" else pooling
         if pooling != init_settings["pooling"]:
             raise ValueError(f"--init_adapter used pooling {init_settings['pooling']!r}, this run asks {pooling!r}")
+        if init_settings.get("num_hidden_layers") != script_args.num_hidden_layers:
+            raise ValueError(
+                f"--init_adapter was trained with num_hidden_layers={init_settings.get('num_hidden_layers')}, this "
+                f"run asks for {script_args.num_hidden_layers}: its LoRA layers would not match"
+            )
         if init_settings.get("base_model_name_or_path") != model_args.model_name_or_path:
             logger.warning(
                 "--init_adapter was trained on %s, this run loads %s: make sure they are the same weights",
@@ -627,6 +640,7 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
         answer_token_ids=answer_ids,
         label_smoothing=label_smoothing,
         seed=training_args.seed,
+        num_hidden_layers=script_args.num_hidden_layers,
     )
     if quantization_config is not None:
         from peft import prepare_model_for_kbit_training
@@ -725,6 +739,7 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
         "use_translation": translation,
         "num_labels": num_labels,
         "pooling": model.base_model.model.pooling,
+        "num_hidden_layers": script_args.num_hidden_layers,
         "score_init": script_args.score_init,
         "answer_tokens": script_args.answer_tokens,
         "init_adapter": script_args.init_adapter,

@@ -284,6 +284,38 @@ def test_tapt_carry_through_local_hub_both_directions(tmp_path, tiny, hub_server
     assert settings["init_adapter"] == repo
 
 
+def test_num_hidden_layers_truncates_training_and_inference(tmp_path, tiny):
+    import make_submission
+
+    out = tmp_path / "one_layer"
+    run(["--model_name_or_path", tiny["gemma3"], "--dataset_name", tiny["qc"], "--task", "qc", "--fold", "0",
+         "--output_dir", str(out), "--max_steps", "2", "--eval_strategy", "no", "--save_strategy", "no",
+         "--load_best_model_at_end", "false", "--learning_rate", "1e-3", "--num_hidden_layers", "1", *QUICK])
+    settings = json.loads((out / mr.SETTINGS_NAME).read_text())
+    assert settings["num_hidden_layers"] == 1
+    lora_layers = {k.split(".layers.")[1].split(".")[0] for k in adapter_tensors(out) if ".layers." in k}
+    assert lora_layers == {"0"}  # the tiny model has 2 layers: the second was never built
+    # Both inference paths build the same 1-layer backbone and reproduce the OOF probabilities.
+    model, tokenizer, settings = mr.load_for_inference(str(out))
+    assert len(model.base_model.model.model.layers) == 1
+    base = make_submission.load_base_model(tiny["gemma3"], settings, None, None, False, "cpu")
+    assert len(base.model.layers) == 1 and base.model.config.num_hidden_layers == 1
+    oof = pd.read_parquet(out / "oof_predictions.parquet")
+    fold0 = datasets.load_from_disk(tiny["qc"])["train"].filter(lambda r: r["fold"] == 0)
+    by_id = {str(i): (q, t) for i, q, t in zip(fold0["id"], fold0["query"], fold0["target"])}
+    rows = [by_id[i] for i in oof["id"]]
+    probabilities = mr.predict_probabilities(model, tokenizer, ["qc"] * len(rows), [r[0] for r in rows],
+                                             [r[1] for r in rows], template=settings["template"],
+                                             max_length=settings["max_length"], show_progress=False)
+    np.testing.assert_allclose(probabilities, oof["probability"].to_numpy(), atol=1e-5)
+    # A TAPT adapter of another depth cannot initialise this run.
+    with pytest.raises(ValueError, match="num_hidden_layers=1"):
+        run(["--model_name_or_path", tiny["gemma3"], "--dataset_name", tiny["qc"], "--task", "qc", "--fold", "1",
+             "--output_dir", str(tmp_path / "two_layers"), "--max_steps", "1", "--init_adapter", str(out), *QUICK])
+    with pytest.raises(ValueError, match="has 2 layers"):
+        mr.build_classifier(tiny["gemma3"], num_hidden_layers=3)
+
+
 def test_multitask_run(tmp_path, tiny):
     out = tmp_path / "multi"
     metrics = run(["--model_name_or_path", tiny["gemma3"], "--dataset_name", tiny["qc"], tiny["qi"],

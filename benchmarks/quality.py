@@ -30,7 +30,7 @@ Protocol, per task (`qc_dev.jsonl`, `qi_dev.jsonl` under `--data_dir`; a missing
    and standard deviation over fold models), OOF F1, wall time; `quality.md` and `quality.json` in `--output_dir`.
 
     # the default budget: both tasks, 2 fold models x 160 rows x 20 steps of 8, 100 OOF rows each, 300 test rows,
-    # TAPT 20 steps (see benchmarks/README.md for its cost on a 2-core CPU)
+    # TAPT 20 steps: 28 min 39 s measured with one thread (benchmarks/README.md)
     python benchmarks/quality.py
     # a reduced run
     python benchmarks/quality.py --tasks qc --num_fold_models 2 --max_steps 12 --max_test_samples 150

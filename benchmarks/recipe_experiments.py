@@ -195,20 +195,27 @@ def run_table(args) -> str:
         pred = pd.read_parquet(oof_file)
         # The prior is the training rows' positive rate: what a model that learnt nothing would predict.
         m = evaluate(pred["label"], pred["probability"], pred["language"], prior=(metrics.get("eval") or {}).get("train_prior"))
-        rows.append((os.path.basename(run_dir), _last_flag(command, "--max_steps"), wall, m, command))
+        train = metrics.get("train") or {}
+        steps = _last_flag(command, "--max_steps")
+        if steps in (None, "-1"):  # an epoch-based run: steps = rows x epochs / batch
+            batch = int(_last_flag(command, "--per_device_train_batch_size") or 8)
+            steps = str(int(np.ceil(train.get("train_rows", 0) / batch) * round(train.get("epoch", 1))))
+        sizes = f"{train.get('train_rows', '')} / {len(pred)}"
+        rows.append((os.path.basename(run_dir), steps, sizes, wall, m, command))
     lines = [
-        "| run | steps | wall s | val CE | prior CE | AUC | F1@0.5 | best-thr F1 | all-pos F1 | per-language F1@0.5 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| run | steps | train / val rows | wall s | val CE | prior CE | AUC | F1@0.5 | best-thr F1 | all-pos F1 | "
+        "per-language F1@0.5 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, steps, wall, m, _ in rows:
+    for name, steps, sizes, wall, m, _ in rows:
         langs = " ".join(f"{k} {v:.2f}" for k, v in m["per_language_f1"].items())
         lines.append(
-            f"| {name} | {steps or ''} | {_fmt(wall, 0)} | {_fmt(m['log_loss'])} | {_fmt(m['prior_log_loss'])} | "
+            f"| {name} | {steps or ''} | {sizes} | {_fmt(wall, 0)} | {_fmt(m['log_loss'])} | {_fmt(m['prior_log_loss'])} | "
             f"{_fmt(m['roc_auc'])} | {_fmt(m['f1'])} | {_fmt(m['best_threshold_f1'])} | {_fmt(m['all_positive_f1'])} | "
             f"{langs} |"
         )
     lines.append("")
-    for name, _, _, _, command in rows:
+    for name, _, _, _, _, command in rows:
         lines.append(f"- `{name}`: `{command}`")
     return "\n".join(lines) + "\n"
 

@@ -66,6 +66,18 @@ for name in "$@"; do
     qc_random_bare)   run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --score_init random --template bare ;;
     qc_random_lr1e-3) run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --score_init random --learning_rate 1e-3 ;;
     qc_smooth)      run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --label_smoothing_factor 0.1 ;;
+    # Scale-up runs (the next step the 480-row grid pointed to): the chosen recipe on every training row of fold 0,
+    # one epoch, scored on the whole validation fold (--max_*_samples above any fold's size means "all").
+    qc_all_rows)    run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --score_init random \
+                        --max_train_samples 1000000 --max_eval_samples 1000000 --max_steps -1 --num_train_epochs 1 ;;
+    # The same with the backbone cut to its first 9 of 18 layers (half the compute; frozen features peak there).
+    qc_all_rows_l9) run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --score_init random --num_hidden_layers 9 \
+                        --max_train_samples 1000000 --max_eval_samples 1000000 --max_steps -1 --num_train_epochs 1 ;;
+    # QI has 41k training rows in fold 0: a seeded 4,000-row subset for one epoch, scored on 2,000 validation rows.
+    qi_4k)          run "$name" --dataset_name "$QI" --task qi "${BEST[@]}" --score_init random \
+                        --max_train_samples 4000 --max_eval_samples 2000 --max_steps -1 --num_train_epochs 1 ;;
+    qi_4k_l9)       run "$name" --dataset_name "$QI" --task qi "${BEST[@]}" --score_init random --num_hidden_layers 9 \
+                        --max_train_samples 4000 --max_eval_samples 2000 --max_steps -1 --num_train_epochs 1 ;;
     qi_zero_shot)   run "$name" --dataset_name "$QI" --task qi "${BEST[@]}" --learning_rate 0 --max_steps 1 ;;
     qi_winners)     run "$name" --dataset_name "$QI" --task qi --template bare --score_init random \
                         --learning_rate 1e-5 --lr_scheduler_type constant --warmup_steps 0 ;;

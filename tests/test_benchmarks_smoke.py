@@ -99,3 +99,35 @@ def test_training_arms_see_the_same_tokens(tiny_plan):
     ours = throughput.worker_train_ours(_args(), tiny_plan)
     # One epoch over the same rows: the same non-padding tokens, whatever the order and padding.
     assert naive["tokens"] == ours["tokens"] > 0
+
+
+def test_recipe_experiments_table_recomputes_metrics_from_the_oof_rows(tmp_path):
+    import json
+
+    import pandas as pd
+    from sklearn.metrics import log_loss
+
+    from benchmarks import recipe_experiments
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 50)
+    probabilities = np.clip(0.3 * labels + rng.uniform(0.2, 0.7, 50), 0.01, 0.99)
+    run = tmp_path / "qc_epoch_run"
+    run.mkdir()
+    pd.DataFrame({"id": [str(i) for i in range(50)], "fold": 0, "task": "QC", "language": ["en", "ja"] * 25,
+                  "label": labels, "probability": probabilities}).to_parquet(run / "oof_predictions.parquet")
+    (run / "metrics.json").write_text(json.dumps({"train": {"train_rows": 100, "epoch": 2.0},
+                                                  "eval": {"train_prior": 0.6}}))
+    (run / "command.txt").write_text("python run_relevance.py --max_steps 60 --per_device_train_batch_size 8 "
+                                     "--max_steps -1 --num_train_epochs 2")
+    (run / "wall_s.txt").write_text("12")
+    table = recipe_experiments.run_table(SimpleNamespace(runs_dir=str(tmp_path)))
+    row = next(line for line in table.splitlines() if line.startswith("| qc_epoch_run"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # An epoch-based run (the last --max_steps is -1): steps = ceil(100 / 8) x 2 epochs.
+    assert cells[1:4] == ["26", "100 / 50", "12"]
+    assert cells[4] == f"{log_loss(labels, probabilities):.3f}"
+    assert cells[5] == f"{log_loss(labels, np.full(50, 0.6)):.3f}"
+    assert cells[6] == f"{roc_auc_score(labels, probabilities):.3f}"
+    assert cells[7] == f"{f1_score(labels, probabilities >= 0.5):.3f}"
+    assert "en " in cells[10] and "ja " in cells[10]

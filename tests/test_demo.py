@@ -29,8 +29,9 @@ SAMPLE = REPO_ROOT / "data" / "sample"
 # Few steps and short inputs: the wiring is under test here, not the model. One TAPT direction (QI -> QC) instead
 # of both: every training run costs a launcher and a trainer process (~10 s of CPU even for a tiny model), and
 # this keeps the test under 3 minutes on 2 cores. The demo itself runs both directions.
+# The recipe keeps 9 of Gemma-3-270m's layers; the tiny model has 2.
 TINY_ARGS = ["--set", "translate.max_new_tokens=4", "stages.tapt.tasks=[qi]", "stages.cv.tasks=[qc]",
-             "--train_args", "--max_steps 2 --max_length 64"]
+             "--train_args", "--max_steps 2 --max_length 64 --num_hidden_layers 2"]
 NUM_STEPS = 8  # folds and translation for both tasks, TAPT qi, 2 QC folds, submission
 STAGE_REPOS = ["demo-tapt-qi-foldall", "demo-cv-qc-fold0", "demo-cv-qc-fold1"]
 

@@ -86,7 +86,8 @@ def grouped_subsample(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     if n is None or n >= len(df):
         return df
     rng = np.random.default_rng(seed)
-    queries = df["query"].unique()
+    # A numpy copy: shuffling pandas' Arrow-backed string array in place is not reliable (it may duplicate items).
+    queries = np.array(df["query"].unique(), dtype=object)
     rng.shuffle(queries)
     sizes = df.groupby("query").size()
     keep, total = [], 0

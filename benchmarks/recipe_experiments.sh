@@ -44,6 +44,9 @@ run() {
   echo "== $name done in $((SECONDS - start)) s"
 }
 
+# In a function called on the last line: bash reads a script as it runs, so editing this file while a long run
+# is going would otherwise make it execute shifted text once the run ends.
+main() {
 for name in "$@"; do
   case $name in
     # Reference points
@@ -78,6 +81,14 @@ for name in "$@"; do
                         --max_train_samples 4000 --max_eval_samples 2000 --max_steps -1 --num_train_epochs 1 ;;
     qi_4k_l9)       run "$name" --dataset_name "$QI" --task qi "${BEST[@]}" --score_init random --num_hidden_layers 9 \
                         --max_train_samples 4000 --max_eval_samples 2000 --max_steps -1 --num_train_epochs 1 ;;
+    # TAPT carried: the 9-layer QC run initialised from the 9-layer QI adapter (LoRA + score head), as the winners'
+    # recipe does with the other task.
+    qc_all_rows_l9_tapt) run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --score_init random --num_hidden_layers 9 \
+                        --init_adapter "$RUNS/qi_4k_l9" \
+                        --max_train_samples 1000000 --max_eval_samples 1000000 --max_steps -1 --num_train_epochs 1 ;;
+    # Twice the QI rows of qi_4k_l9 (same 9-layer recipe): does QI keep improving with data?
+    qi_8k_l9)       run "$name" --dataset_name "$QI" --task qi "${BEST[@]}" --score_init random --num_hidden_layers 9 \
+                        --max_train_samples 8000 --max_eval_samples 2000 --max_steps -1 --num_train_epochs 1 ;;
     qi_zero_shot)   run "$name" --dataset_name "$QI" --task qi "${BEST[@]}" --learning_rate 0 --max_steps 1 ;;
     qi_winners)     run "$name" --dataset_name "$QI" --task qi --template bare --score_init random \
                         --learning_rate 1e-5 --lr_scheduler_type constant --warmup_steps 0 ;;
@@ -85,3 +96,6 @@ for name in "$@"; do
     *) echo "unknown run $name" >&2; exit 2 ;;
   esac
 done
+}
+
+main "$@"; exit

@@ -86,6 +86,8 @@ for name in "$@"; do
     qc_all_rows_l9_tapt) run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --score_init random --num_hidden_layers 9 \
                         --init_adapter "$RUNS/qi_4k_l9" \
                         --max_train_samples 1000000 --max_eval_samples 1000000 --max_steps -1 --num_train_epochs 1 ;;
+    qi_4k_l6)       run "$name" --dataset_name "$QI" --task qi "${BEST[@]}" --score_init random --num_hidden_layers 6 \
+                        --max_train_samples 4000 --max_eval_samples 2000 --max_steps -1 --num_train_epochs 1 ;;
     # Twice the QI rows of qi_4k_l9 (same 9-layer recipe): does QI keep improving with data?
     qi_8k_l9)       run "$name" --dataset_name "$QI" --task qi "${BEST[@]}" --score_init random --num_hidden_layers 9 \
                         --max_train_samples 8000 --max_eval_samples 2000 --max_steps -1 --num_train_epochs 1 ;;

@@ -545,10 +545,6 @@ def check_adapter_head(adapter: str, num_labels: int) -> None:
         raise ValueError(f"{adapter}: score head has {rows} output(s), relevance_config.json says {num_labels}")
 
 
-# What every adapter of one ensemble must share with the first (they run on one base, with one tokenisation).
-_SHARED_SETTINGS = ("base_model_name_or_path", "num_labels", "pooling", "template", "max_length", "num_hidden_layers")
-
-
 def read_adapter_settings(adapters: list, task: str) -> dict:
     """relevance_config.json of the first adapter, after checking the others agree and all were trained on `task`."""
     all_settings = [mr.read_settings(adapter) for adapter in adapters]
@@ -556,7 +552,7 @@ def read_adapter_settings(adapters: list, task: str) -> dict:
     for adapter, settings in zip(adapters, all_settings):
         if task not in settings.get("tasks", []):
             raise ValueError(f"{adapter} was trained on task(s) {settings.get('tasks')}, not {task}")
-        keys = _SHARED_SETTINGS + ("use_translation",)
+        keys = mr.SHARED_SETTINGS + ("use_translation",)
         values = {k: settings.get(k) if k != "use_translation" else (settings.get(k) or {}).get(task) for k in keys}
         expected = {k: first.get(k) if k != "use_translation" else (first.get(k) or {}).get(task) for k in keys}
         for key in keys:

@@ -37,6 +37,8 @@ POOLINGS = ("auto", "last", "first")
 SCORE_INITS = ("random", "answer_tokens")
 # Written beside the adapter: everything prediction needs to rebuild the exact training-time input and head.
 SETTINGS_NAME = "relevance_config.json"
+# What every adapter of one ensemble must share with the first (they run on one base, with one tokenisation).
+SHARED_SETTINGS = ("base_model_name_or_path", "num_labels", "pooling", "template", "max_length", "num_hidden_layers")
 
 # Target names and questions of the instruct template, per task.
 _TARGET_NAME = {"qc": "Category", "qi": "Product title"}
@@ -570,8 +572,7 @@ def load_for_inference(
     all_settings = [read_settings(a, revision=revision, token=token) for a in adapters]
     settings = dict(all_settings[0])
     for name, other in zip(adapters[1:], all_settings[1:]):
-        for key in ("base_model_name_or_path", "num_labels", "pooling", "template", "tasks", "max_length",
-                    "num_hidden_layers"):
+        for key in SHARED_SETTINGS + ("tasks",):
             if other.get(key) != settings.get(key) and not (key == "base_model_name_or_path" and base_model_name_or_path):
                 raise ValueError(
                     f"adapter {name} was trained with {key}={other.get(key)!r}, "

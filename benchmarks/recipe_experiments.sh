@@ -27,6 +27,11 @@ COMMON=(--model_name_or_path "$MODEL" --fold 0 --seed 42 --max_train_samples 480
 # 10 % warm-up then cosine decay.
 BEST=(--template instruct --score_init answer_tokens --learning_rate 2e-4 --lr_scheduler_type cosine --warmup_steps 0.1)
 
+# The scale-up runs: the grid's best (random head), one epoch, and their row budgets (flags after COMMON override it).
+SCALE=("${BEST[@]}" --score_init random --max_steps -1 --num_train_epochs 1)
+QC_ALL=(--max_train_samples 1000000 --max_eval_samples 1000000)
+QI_4K=(--max_train_samples 4000 --max_eval_samples 2000)
+
 TOP6='.*\.layers\.(1[2-7])\.(self_attn|mlp)\.(q|k|v|o|gate|up|down)_proj'
 
 run() {
@@ -69,28 +74,22 @@ for name in "$@"; do
     qc_random_bare)   run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --score_init random --template bare ;;
     qc_random_lr1e-3) run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --score_init random --learning_rate 1e-3 ;;
     qc_smooth)      run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --label_smoothing_factor 0.1 ;;
-    # Scale-up runs (the next step the 480-row grid pointed to): the chosen recipe on every training row of fold 0,
-    # one epoch, scored on the whole validation fold (--max_*_samples above any fold's size means "all").
-    qc_all_rows)    run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --score_init random \
-                        --max_train_samples 1000000 --max_eval_samples 1000000 --max_steps -1 --num_train_epochs 1 ;;
-    # The same with the backbone cut to its first 9 of 18 layers (half the compute; frozen features peak there).
-    qc_all_rows_l9) run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --score_init random --num_hidden_layers 9 \
-                        --max_train_samples 1000000 --max_eval_samples 1000000 --max_steps -1 --num_train_epochs 1 ;;
-    # QI has 41k training rows in fold 0: a seeded 4,000-row subset for one epoch, scored on 2,000 validation rows.
-    qi_4k)          run "$name" --dataset_name "$QI" --task qi "${BEST[@]}" --score_init random \
-                        --max_train_samples 4000 --max_eval_samples 2000 --max_steps -1 --num_train_epochs 1 ;;
-    qi_4k_l9)       run "$name" --dataset_name "$QI" --task qi "${BEST[@]}" --score_init random --num_hidden_layers 9 \
-                        --max_train_samples 4000 --max_eval_samples 2000 --max_steps -1 --num_train_epochs 1 ;;
+    # Scale-up runs (the next step the 480-row grid pointed to): the chosen recipe (SCALE) for one epoch, QC on every
+    # training row of fold 0 scored on the whole validation fold (--max_*_samples above any fold's size means
+    # "all"), QI on a seeded subset of its 41k training rows scored on 2,000 validation rows. _lN keeps the first N
+    # of the 18 layers (half the compute at 9; frozen features peak there).
+    qc_all_rows)    run "$name" --dataset_name "$QC" --task qc "${SCALE[@]}" "${QC_ALL[@]}" ;;
+    qc_all_rows_l9) run "$name" --dataset_name "$QC" --task qc "${SCALE[@]}" --num_hidden_layers 9 "${QC_ALL[@]}" ;;
+    qi_4k)          run "$name" --dataset_name "$QI" --task qi "${SCALE[@]}" "${QI_4K[@]}" ;;
+    qi_4k_l9)       run "$name" --dataset_name "$QI" --task qi "${SCALE[@]}" --num_hidden_layers 9 "${QI_4K[@]}" ;;
+    qi_4k_l6)       run "$name" --dataset_name "$QI" --task qi "${SCALE[@]}" --num_hidden_layers 6 "${QI_4K[@]}" ;;
     # TAPT carried: the 9-layer QC run initialised from the 9-layer QI adapter (LoRA + score head), as the winners'
     # recipe does with the other task.
-    qc_all_rows_l9_tapt) run "$name" --dataset_name "$QC" --task qc "${BEST[@]}" --score_init random --num_hidden_layers 9 \
-                        --init_adapter "$RUNS/qi_4k_l9" \
-                        --max_train_samples 1000000 --max_eval_samples 1000000 --max_steps -1 --num_train_epochs 1 ;;
-    qi_4k_l6)       run "$name" --dataset_name "$QI" --task qi "${BEST[@]}" --score_init random --num_hidden_layers 6 \
-                        --max_train_samples 4000 --max_eval_samples 2000 --max_steps -1 --num_train_epochs 1 ;;
+    qc_all_rows_l9_tapt) run "$name" --dataset_name "$QC" --task qc "${SCALE[@]}" --num_hidden_layers 9 \
+                        --init_adapter "$RUNS/qi_4k_l9" "${QC_ALL[@]}" ;;
     # Twice the QI rows of qi_4k_l9 (same 9-layer recipe): does QI keep improving with data?
-    qi_8k_l9)       run "$name" --dataset_name "$QI" --task qi "${BEST[@]}" --score_init random --num_hidden_layers 9 \
-                        --max_train_samples 8000 --max_eval_samples 2000 --max_steps -1 --num_train_epochs 1 ;;
+    qi_8k_l9)       run "$name" --dataset_name "$QI" --task qi "${SCALE[@]}" --num_hidden_layers 9 \
+                        --max_train_samples 8000 --max_eval_samples 2000 ;;
     qi_zero_shot)   run "$name" --dataset_name "$QI" --task qi "${BEST[@]}" --learning_rate 0 --max_steps 1 ;;
     qi_winners)     run "$name" --dataset_name "$QI" --task qi --template bare --score_init random \
                         --learning_rate 1e-5 --lr_scheduler_type constant --warmup_steps 0 ;;

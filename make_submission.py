@@ -39,6 +39,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import time
 import zipfile
@@ -53,7 +54,7 @@ from accelerate.utils import gather_object, parse_flag_from_env
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
 from safetensors import safe_open
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, roc_auc_score
 from tqdm.auto import tqdm
 
 import transformers
@@ -208,6 +209,20 @@ class PredictionArguments:
         },
     )
     threshold: float = field(default=0.5, metadata={"help": "Threshold of the 'fixed' strategy."})
+    combiner: str = field(
+        default="mean",
+        metadata={
+            "help": "How the adapters' probabilities become one score: 'mean' (their average), 'stack' (small "
+            "gradient-boosted trees over the mean's logit plus cheap pair features: word and character overlap, "
+            "lengths, language, QC depth and top level; fitted on the OOF rows, cross-fitted like the "
+            "thresholds) or 'auto' (the better of the two by cross-fitted OOF F1). docs/stacking.md.",
+            "choices": ["mean", "stack", "auto"],
+        },
+    )
+    oof_split: str = field(
+        default="train",
+        metadata={"help": "Split of --dataset_name holding the OOF rows' text, for --combiner stack/auto."},
+    )
     min_rows_per_language: int = field(
         default=200,
         metadata={
@@ -419,12 +434,17 @@ def row_thresholds(languages, thresholds: dict, strategy: str, fixed: float) -> 
     raise ValueError(f"unknown threshold strategy {strategy!r}; choose from {THRESHOLD_STRATEGIES}")
 
 
-def cross_fitted_f1(oof: pd.DataFrame, strategy: str, min_rows_per_language: int, fixed: float, seed: int) -> float:
-    """F1 of a threshold strategy with thresholds fitted on the other folds and applied to the held-out fold."""
+def crossfit_groups(oof: pd.DataFrame, seed: int) -> np.ndarray:
+    """The held-out groups of cross-fitting: the OOF rows' folds, or a seeded 2-way split when there is one fold."""
     folds = oof["fold"].to_numpy()
     if len(np.unique(folds)) < 2:
-        # One trained fold only: a seeded 2-way split of its rows stands in for the folds.
-        folds = np.random.RandomState(seed).permutation(len(oof)) % 2
+        return np.random.RandomState(seed).permutation(len(oof)) % 2
+    return folds
+
+
+def cross_fitted_f1(oof: pd.DataFrame, strategy: str, min_rows_per_language: int, fixed: float, seed: int) -> float:
+    """F1 of a threshold strategy with thresholds fitted on the other folds and applied to the held-out fold."""
+    folds = crossfit_groups(oof, seed)
     predictions = np.zeros(len(oof), dtype=int)
     for fold in np.unique(folds):
         held_out = folds == fold
@@ -477,6 +497,8 @@ def choose_thresholds(oof: Optional[pd.DataFrame], args: "PredictionArguments") 
               "note": "OOF probabilities come from one fold model per row; test probabilities are the ensemble "
                       "mean, usually a little less extreme, so a tuned threshold is an estimate for the ensemble",
               "oof_rows_per_language": oof["language"].value_counts().sort_index().to_dict(),
+              "oof_auc": float(roc_auc_score(oof["label"], oof["probability"])) if oof["label"].nunique() == 2
+              else None, "all_positive_f1": float(f1_score(oof["label"], np.ones(len(oof), dtype=int))),
               "fixed": args.threshold, **fitted, "in_sample_f1": {}, "cross_fitted_f1": {}}
     for strategy in THRESHOLD_STRATEGIES:
         thresholds = row_thresholds(oof["language"].tolist(), fitted, strategy, args.threshold)
@@ -491,6 +513,106 @@ def choose_thresholds(oof: Optional[pd.DataFrame], args: "PredictionArguments") 
     else:
         report["strategy"] = args.threshold_strategy
     return report
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Stacking: the ensemble's score plus cheap pair features (docs/stacking.md)
+# ---------------------------------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"\w+")
+
+
+def _words(text: str) -> list:
+    # Lowercased words with a plural "s" dropped, so "cases" matches "case".
+    return [w[:-1] if len(w) > 3 and w.endswith("s") else w for w in _WORD.findall(str(text or "").lower())]
+
+
+def _trigrams(text: str) -> set:
+    text = f" {str(text or '').lower()} "
+    return {text[i : i + 3] for i in range(len(text) - 2)}
+
+
+def pair_features(task: str, queries, targets, languages) -> pd.DataFrame:
+    """Cheap features of each (query, target) pair: lengths, word and character-trigram overlap, language and,
+    for QC, the category's depth and top level (targets are make_folds.py's levels joined by ' > ')."""
+    rows = []
+    for query, target in zip(queries, targets):
+        query_words, target_words = _words(query), set(_words(target))
+        query_grams, target_grams = _trigrams(query), _trigrams(target)
+        matched = sum(w in target_words for w in query_words)
+        shared = len(query_grams & target_grams)
+        rows.append({
+            "query_words": len(query_words), "query_chars": len(str(query or "")), "target_words": len(target_words),
+            "matched_words": matched, "matched_fraction": matched / max(len(query_words), 1),
+            "last_word_matched": float(bool(query_words) and query_words[-1] in target_words),
+            "trigram_coverage": shared / max(len(query_grams), 1),
+            "trigram_jaccard": shared / max(len(query_grams | target_grams), 1),
+            "query_has_digit": float(any(ch.isdigit() for ch in str(query or ""))),
+        })
+    features = pd.DataFrame(rows, index=range(len(rows)))
+    features["language"] = [str(lang) for lang in languages]
+    if task == "qc":
+        levels = [str(t or "").split(utils_data.CATEGORY_JOINER) for t in targets]
+        features["depth"] = [len(lv) for lv in levels]
+        features["top_level"] = [lv[0] for lv in levels]
+    return features
+
+
+class Stacker:
+    """Gradient-boosted trees over logit(ensemble probability) and `pair_features`. Categories (language, QC top
+    level) unseen when fitting count as missing, so a new language still gets a score."""
+
+    CATEGORICAL = ("language", "top_level")
+
+    def __init__(self, seed: int):
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        # Fixed, conservative settings (not tuned on the dev folds): few leaves, large leaves, no early stopping.
+        self.model = HistGradientBoostingClassifier(
+            max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40, early_stopping=False,
+            categorical_features="from_dtype", random_state=seed,
+        )
+        self.categories = {}
+
+    def _design(self, features: pd.DataFrame, probability) -> pd.DataFrame:
+        design = features.copy()
+        clipped = np.clip(np.asarray(probability, dtype=float), 1e-6, 1 - 1e-6)
+        design.insert(0, "model_logit", np.log(clipped / (1 - clipped)))
+        for column in self.CATEGORICAL:
+            if column in design:
+                design[column] = pd.Categorical(design[column], categories=self.categories[column])
+        return design
+
+    def fit(self, features: pd.DataFrame, probability, labels) -> "Stacker":
+        self.categories = {c: sorted(set(features[c])) for c in self.CATEGORICAL if c in features}
+        self.model.fit(self._design(features, probability), np.asarray(labels, dtype=int))
+        return self
+
+    def predict(self, features: pd.DataFrame, probability) -> np.ndarray:
+        return self.model.predict_proba(self._design(features, probability))[:, 1]
+
+
+def cross_fitted_stack(features: pd.DataFrame, oof: pd.DataFrame, seed: int) -> np.ndarray:
+    """Stacked OOF probabilities: each held-out group scored by a stacker fitted on the other groups."""
+    groups = crossfit_groups(oof, seed)
+    stacked = np.zeros(len(oof))
+    for group in np.unique(groups):
+        held_out = groups == group
+        stacker = Stacker(seed).fit(features[~held_out], oof["probability"][~held_out], oof["label"][~held_out])
+        stacked[held_out] = stacker.predict(features[held_out], oof["probability"][held_out])
+    return stacked
+
+
+def oof_pair_features(oof: pd.DataFrame, task: str, split: "datasets.Dataset", where: str) -> pd.DataFrame:
+    """`pair_features` of the OOF rows, their text looked up by id in the folded dataset's labelled split."""
+    rows = split.select_columns(["id", "query", "target"]).to_pandas()  # split[name] is row by row: minutes
+    text = {str(i): (q, t) for i, q, t in zip(rows["id"], rows["query"], rows["target"])}
+    missing = [i for i in oof["id"].astype(str) if i not in text]
+    if missing:
+        raise ValueError(f"{len(missing)} OOF row id(s) are not in {where} (first: {missing[0]!r}); --combiner "
+                         "stack needs the dataset the adapters were trained on (--oof_split)")
+    pairs = [text[i] for i in oof["id"].astype(str)]
+    return pair_features(task, [q for q, _ in pairs], [t for _, t in pairs], oof["language"].tolist())
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -925,16 +1047,40 @@ def main(argv=None):
         if not state.is_main_process:
             continue
 
-        # 5. Thresholds from the OOF predictions.
+        # 5. Thresholds (and optionally a stacker) from the OOF predictions.
+        languages = split["language"]
         oof_files = expand_paths(pred_args.oof_files, task) if pred_args.oof_files else [
             path for path in (adapter_file(a, OOF_FILE) for a in plan[task]["adapters"]) if path
         ]
         oof = read_oof_predictions(oof_files, task) if oof_files else None
         report = choose_thresholds(oof, pred_args)
+        mean_probability = probability
+        if pred_args.combiner != "mean":
+            if oof is None:
+                raise ValueError(f"--combiner {pred_args.combiner} needs OOF predictions (--oof_files)")
+            if pred_args.oof_split not in dataset:
+                raise ValueError(f"--oof_split: {dataset_name} has no split {pred_args.oof_split!r}; "
+                                 f"splits: {list(dataset)}")
+            oof_features = oof_pair_features(oof, task, dataset[pred_args.oof_split],
+                                             f"{dataset_name}[{pred_args.oof_split}]")
+            stacked_report = choose_thresholds(
+                oof.assign(probability=cross_fitted_stack(oof_features, oof, pred_args.seed)), pred_args
+            )
+            scores = {"mean": report["cross_fitted_f1"][report["strategy"]],
+                      "stack": stacked_report["cross_fitted_f1"][stacked_report["strategy"]]}
+            combiner = pred_args.combiner if pred_args.combiner != "auto" else max(scores, key=scores.get)
+            logger.info("Task %s: cross-fitted OOF F1 mean %.4f (AUC %.4f), stack %.4f (AUC %.4f): using %s", task,
+                        scores["mean"], report["oof_auc"], scores["stack"], stacked_report["oof_auc"], combiner)
+            if combiner == "stack":
+                stacker = Stacker(pred_args.seed).fit(oof_features, oof["probability"], oof["label"])
+                probability = stacker.predict(pair_features(task, split["query"], split["target"], languages),
+                                              probability)
+                report, stacked_report = stacked_report, report
+            report["combiner"] = {"used": combiner, "asked": pred_args.combiner, "cross_fitted_f1": scores,
+                                  "other": stacked_report}
         for strategy in THRESHOLD_STRATEGIES if oof is not None else ():
             logger.info("Task %s OOF F1 with %-12s thresholds: in-sample %.4f, cross-fitted %.4f", task, strategy,
                         report["in_sample_f1"][strategy], report["cross_fitted_f1"][strategy])
-        languages = split["language"]
         thresholds = row_thresholds(languages, report, report["strategy"], pred_args.threshold)
         prediction = (probability >= thresholds).astype(int)
         if report["strategy"] == "per_language":
@@ -950,6 +1096,8 @@ def main(argv=None):
                               else task.upper(), "language": languages})
         for column, name in enumerate(plan[task]["names"]):
             frame[f"probability_{name}"] = per_adapter[:, column]
+        if probability is not mean_probability:
+            frame["probability_mean"] = mean_probability
         frame["probability"] = probability
         frame["threshold"] = thresholds
         frame["prediction"] = prediction

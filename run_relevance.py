@@ -51,7 +51,7 @@ from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint, ha
 from trl import ModelConfig, TrlParser, get_peft_config, get_quantization_config
 
 import modeling_relevance as mr
-from utils_data import load_folded_dataset, parse_tasks
+from utils_data import CATEGORY_JOINER, load_folded_dataset, parse_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +148,14 @@ class RelevanceArguments:
     )
     init_adapter_revision: str | None = field(
         default=None, metadata={"help": "Revision (branch, tag or commit) of --init_adapter on the Hub."}
+    )
+    hierarchy_ancestors: int = field(
+        default=0,
+        metadata={
+            "help": "QC only: for every positive training row, add its K nearest ancestor prefixes (parent, "
+            "grandparent, ...) as extra positive rows (relevant to a leaf implies relevant to its parent; a "
+            "negative says nothing about the parent). Validation rows are untouched. docs/hierarchy.md."
+        },
     )
     early_stopping_patience: int | None = field(
         default=None,
@@ -289,7 +297,10 @@ def load_task_datasets(script_args, tasks, seed):
                 }
             ),
         )
-        train_parts.append(table.select(train_idx))
+        train_part = table.select(train_idx)
+        if task == "qc" and script_args.hierarchy_ancestors > 0:
+            train_part = add_ancestor_rows(train_part, script_args.hierarchy_ancestors)
+        train_parts.append(train_part)
         if eval_idx:
             eval_parts.append(table.select(eval_idx))
 
@@ -304,6 +315,27 @@ def load_task_datasets(script_args, tasks, seed):
     if eval_ds is not None and script_args.max_eval_samples is not None and script_args.max_eval_samples < len(eval_ds):
         eval_ds = eval_ds.shuffle(seed=seed).select(range(script_args.max_eval_samples))
     return train, eval_ds, translation
+
+
+def add_ancestor_rows(train: datasets.Dataset, ancestors: int) -> datasets.Dataset:
+    """Hierarchy-aware QC: each positive row's K nearest ancestor prefixes become extra positive rows.
+
+    Skips a (query, prefix) pair that is already a row or already added; ids get a `#aK` suffix."""
+    rows = train.to_list()
+    seen = {(row["query"], row["target"]) for row in rows}
+    extra = []
+    for row in rows:
+        if row["label"] != 1:
+            continue
+        levels = row["target"].split(CATEGORY_JOINER)
+        for k in range(1, min(ancestors, len(levels) - 1) + 1):
+            prefix = CATEGORY_JOINER.join(levels[:-k])
+            if (row["query"], prefix) not in seen:
+                seen.add((row["query"], prefix))
+                extra.append({**row, "id": f"{row['id']}#a{k}", "target": prefix})
+    logger.info("--hierarchy_ancestors %d: %d ancestor rows added to %d QC training rows", ancestors, len(extra),
+                len(rows))
+    return datasets.concatenate_datasets([train, datasets.Dataset.from_list(extra, features=train.features)])
 
 
 def tokenize_dataset(ds, tokenizer, script_args, description):

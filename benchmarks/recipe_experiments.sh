@@ -94,6 +94,23 @@ for name in "$@"; do
     qi_winners)     run "$name" --dataset_name "$QI" --task qi --template bare --score_init random \
                         --learning_rate 1e-5 --lr_scheduler_type constant --warmup_steps 0 ;;
     qi_best)        run "$name" --dataset_name "$QI" --task qi "${BEST[@]}" ;;
+    # Phase 3 (issue 14): the shipped recipe (recipes/gemma3-270m.yaml) on two validation folds, and one-change arms
+    # against it. p3_<task>_<arm>_f<fold>; no intermediate evaluation, one final prediction on the validation rows
+    # (QC: the whole fold; QI: 8,000 training rows, 2,000 validation rows, seeded).
+    p3_*_f[0-9])
+        local fold=${name##*_f} arm=${name#p3_}; arm=${arm%_f*}
+        local task=${arm%%_*} rest=${arm#*_}
+        local data=$QC rows=("${QC_ALL[@]}")
+        [ "$task" = qi ] && { data=$QI; rows=(--max_train_samples 8000 --max_eval_samples 2000); }
+        local extra=()
+        case $rest in
+          ref) ;;
+          ancestors) extra=(--hierarchy_ancestors 1) ;;
+          *) echo "unknown phase-3 arm $rest" >&2; exit 2 ;;
+        esac
+        run "$name" --config recipes/gemma3-270m.yaml --dataset_name "$data" --task "$task" --fold "$fold" \
+            "${rows[@]}" --max_steps -1 --eval_strategy no --save_strategy no --load_best_model_at_end false \
+            "${extra[@]}" ;;
     *) echo "unknown run $name" >&2; exit 2 ;;
   esac
 done

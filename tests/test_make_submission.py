@@ -325,3 +325,44 @@ def test_accelerate_two_processes_return_every_id_in_order(tiny, tmp_path):
     np.testing.assert_allclose(got["probability"], reference["probability"], atol=1e-5)
     rows = ms.load_reference_rows("qc", dataset=datasets.load_from_disk(tiny["data_qc"])["test"])
     ms.check_submission(str(double / ms.SUBMISSION_FILE["qc"]), rows, "qc")
+
+
+def test_stacker_learns_from_pair_features_and_scores_unseen_categories():
+    # The label is "a query word is in the target"; the model score is noise, so only the features can rank.
+    rng = np.random.RandomState(0)
+    words = [f"w{i}" for i in range(40)]
+    rows = []
+    for i in range(400):
+        query = " ".join(rng.choice(words, 2, replace=False))
+        relevant = i % 2
+        target = query.split()[0] + " > x" if relevant else "y > z"
+        rows.append({"id": str(i), "fold": (i // 2) % 2, "language": ["en", "fr"][i % 3 == 0], "label": relevant,
+                     "probability": rng.uniform(0.2, 0.8), "query": query, "target": target})
+    oof = pd.DataFrame(rows)
+    features = ms.pair_features("qc", oof["query"], oof["target"], oof["language"])
+    assert features.loc[1, "matched_words"] == 1 and features.loc[0, "matched_words"] == 0
+    assert set(features["top_level"]) == {"y"} | {q.split()[0] for q in oof["query"][1::2]}
+    stacked = ms.cross_fitted_stack(features, oof, seed=0)
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(oof["label"], oof["probability"]) < 0.6
+    assert roc_auc_score(oof["label"], stacked) > 0.95
+    # A language and a top level never seen in fitting are treated as missing, not an error.
+    stacker = ms.Stacker(seed=0).fit(features, oof["probability"], oof["label"])
+    new = ms.pair_features("qc", ["w1 w2", "w1 w2"], ["w1 > q", "nothing > here"], ["ar", "ar"])
+    scores = stacker.predict(new, [0.5, 0.5])
+    assert np.isfinite(scores).all() and scores[0] > scores[1]
+
+
+def test_combiner_stack_and_auto_end_to_end(tiny, tmp_path):
+    ms.main(_args(tiny, tmp_path / "stack", task="qc") + ["--combiner", "stack", "--write_submission", "false"])
+    predictions = pd.read_parquet(tmp_path / "stack" / "predictions_qc.parquet")
+    assert "probability_mean" in predictions and not np.allclose(predictions["probability"],
+                                                                  predictions["probability_mean"])
+    report = json.loads((tmp_path / "stack" / "thresholds_qc.json").read_text())
+    assert report["combiner"]["used"] == "stack" and set(report["combiner"]["cross_fitted_f1"]) == {"mean", "stack"}
+    ms.main(_args(tiny, tmp_path / "auto", task="qc") + ["--combiner", "auto", "--write_submission", "false"])
+    auto = json.loads((tmp_path / "auto" / "thresholds_qc.json").read_text())["combiner"]
+    scores = auto["cross_fitted_f1"]
+    assert auto["used"] == ("stack" if scores["stack"] > scores["mean"] else "mean")
+    assert scores == report["combiner"]["cross_fitted_f1"]

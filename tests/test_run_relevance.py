@@ -406,3 +406,21 @@ def test_bad_inputs_give_clear_errors(tmp_path, tiny, case, match):
     with pytest.raises(ValueError, match=match):
         run(["--model_name_or_path", tiny["gemma3"], "--dataset_name", dataset, "--task", task, "--fold", fold,
              "--output_dir", str(tmp_path / "out"), *extra])
+
+
+def test_hierarchy_ancestors_add_positive_prefixes_only():
+    import datasets
+
+    import run_relevance
+
+    train = datasets.Dataset.from_dict({
+        "id": ["1", "2", "3", "4"], "query": ["a", "a", "b", "c"], "label": [1, 0, 0, 1],
+        "target": ["x > y > z", "x > y", "p > q", "solo"],
+    })
+    out = run_relevance.add_ancestor_rows(train, 2).to_list()
+    # Row 1's parent (a, x > y) is already a row (a negative: the real label wins); its grandparent is added.
+    # Negatives add nothing; a one-level path has no ancestor.
+    assert out[:4] == train.to_list()
+    assert out[4:] == [{"id": "1#a2", "query": "a", "label": 1, "target": "x"}]
+    parent_only = run_relevance.add_ancestor_rows(train.select([0]), 1).to_list()
+    assert [r["target"] for r in parent_only] == ["x > y > z", "x > y"]

@@ -1,0 +1,185 @@
+#!/usr/bin/env python
+"""Phase-3 table (issue 14): recipe arms on several validation folds, with and without the stacker.
+
+Reads the run_relevance.py folders `RUNS_DIR/p3_<task>_<arm>_f<fold>` written by `benchmarks/recipe_experiments.sh`,
+pools each arm's out-of-fold rows over its folds, and reports AUC, CE against the prior, F1 at 0.5, cross-fitted
+F1 (make_submission.py's thresholds, fitted on the other folds) against all-positive, per-language F1, and the
+same after make_submission.py's stacker (`--combiner stack`, also cross-fitted over the folds). Differences
+against the reference arm and against all-positive come with paired bootstrap 95 % intervals over the rows.
+
+    python benchmarks/phase3.py --task qc --dataset_name outputs/folds_qc_dev --runs_dir outputs/recipe \
+        --arms ref,ancestors --output_file outputs/recipe/phase3_qc.md
+"""
+
+import glob
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import f1_score, log_loss, roc_auc_score
+from transformers import HfArgumentParser
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import make_submission as ms  # noqa: E402
+from utils_data import load_folded_dataset  # noqa: E402
+
+
+@dataclass
+class Phase3Arguments:
+    task: str = field(metadata={"help": "qc or qi."})
+    dataset_name: str = field(metadata={"help": "The folded dataset the runs were trained on (for the row texts)."})
+    runs_dir: str = field(default="outputs/recipe", metadata={"help": "Folder of the p3_* run folders."})
+    arms: str = field(default="ref", metadata={"help": "Comma-separated arms; the first is the reference."})
+    threshold_strategy: str = field(default="global", metadata={"help": "Cross-fitted thresholds: global or "
+                                                                        "per_language (make_submission.py)."})
+    bootstrap: int = field(default=2000, metadata={"help": "Paired bootstrap resamples."})
+    seed: int = field(default=42, metadata={"help": "Seed of the bootstrap and the stacker."})
+    output_file: Optional[str] = field(default=None, metadata={"help": "Markdown table; a .json beside it."})
+
+
+def load_arm(args, arm: str) -> tuple:
+    """Pooled OOF rows of an arm's runs, and per-run facts (fold, rows, wall time, command, code version)."""
+    runs = sorted(glob.glob(os.path.join(args.runs_dir, f"p3_{args.task}_{arm}_f[0-9]")))
+    frames, facts = [], []
+    for run in runs:
+        path = os.path.join(run, ms.OOF_FILE)
+        if not os.path.isfile(path):
+            continue
+        frames.append(pd.read_parquet(path))
+        metrics = json.load(open(os.path.join(run, ms.METRICS_FILE)))
+        read = lambda name: open(os.path.join(run, name)).read().strip() if os.path.isfile(os.path.join(run, name)) else ""  # noqa: E731
+        facts.append({"run": os.path.basename(run), "train_rows": metrics["train"].get("train_rows"),
+                      "val_rows": len(frames[-1]), "prior": metrics["eval"].get("train_prior"),
+                      "train_s": metrics["train"].get("train_runtime"), "wall_s": read("wall_s.txt"),
+                      "command": read("command.txt"), "code_version": read("code_version.txt")})
+    if not frames:
+        raise SystemExit(f"no finished run p3_{args.task}_{arm}_f* in {args.runs_dir}")
+    oof = pd.concat(frames, ignore_index=True)
+    oof["id"] = oof["id"].astype(str)
+    return oof.sort_values("id").reset_index(drop=True), facts
+
+
+def crossfit_predictions(oof: pd.DataFrame, strategy: str, seed: int) -> np.ndarray:
+    """0/1 predictions with thresholds fitted on the other folds (as make_submission.cross_fitted_f1)."""
+    groups = ms.crossfit_groups(oof, seed)
+    predictions = np.zeros(len(oof), dtype=int)
+    for group in np.unique(groups):
+        held = groups == group
+        fitted = ms.fit_thresholds(oof[~held], 200)
+        predictions[held] = oof["probability"][held] >= ms.row_thresholds(oof["language"][held].tolist(), fitted,
+                                                                         strategy, 0.5)
+    return predictions
+
+
+def summarise(oof: pd.DataFrame, prior: float, strategy: str, seed: int) -> dict:
+    labels, probability = oof["label"].to_numpy(), oof["probability"].to_numpy()
+    predictions = crossfit_predictions(oof, strategy, seed)
+    per_language = {lang: round(f1_score(labels[m], predictions[m]), 3)
+                    for lang in sorted(oof["language"].unique()) for m in [oof["language"].to_numpy() == lang]}
+    return {"rows": len(oof), "auc": roc_auc_score(labels, probability), "ce": log_loss(labels, probability),
+            "prior_ce": log_loss(labels, np.full(len(labels), prior)), "f1_05": f1_score(labels, probability >= 0.5),
+            "xfit_f1": f1_score(labels, predictions), "all_pos_f1": f1_score(labels, np.ones_like(labels)),
+            "positive_rate_predicted": float(predictions.mean()), "per_language_xfit_f1": per_language,
+            "_predictions": predictions}
+
+
+def fast_f1(labels, predictions) -> float:
+    """F1 of the positive class for 0/1 arrays (sklearn's f1_score costs milliseconds a call)."""
+    labels, predictions = np.asarray(labels, dtype=bool), np.asarray(predictions, dtype=bool)
+    return 2 * (labels & predictions).sum() / max(labels.sum() + predictions.sum(), 1)
+
+
+def paired_bootstrap(labels, a, b, metric, n: int, seed: int) -> list:
+    """95 % interval of metric(b) - metric(a) over row resamples (a, b: scores or predictions on the same rows)."""
+    rng = np.random.RandomState(seed)
+    diffs = []
+    for _ in range(n):
+        idx = rng.randint(0, len(labels), len(labels))
+        if labels[idx].min() == labels[idx].max():
+            continue
+        diffs.append(metric(labels[idx], b[idx]) - metric(labels[idx], a[idx]))
+    return [round(float(np.percentile(diffs, 2.5)), 4), round(float(np.percentile(diffs, 97.5)), 4)]
+
+
+def main():
+    (args,) = HfArgumentParser(Phase3Arguments).parse_args_into_dataclasses()
+    split = load_folded_dataset(args.dataset_name)["train"]
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    results, reference = {}, None
+    for arm in arms:
+        oof, facts = load_arm(args, arm)
+        prior = float(np.mean([f["prior"] for f in facts if f["prior"] is not None]))
+        features = ms.oof_pair_features(oof, args.task, split, args.dataset_name)
+        variants = {arm: oof,
+                    f"{arm} + stack": oof.assign(probability=ms.cross_fitted_stack(features, oof, args.seed))}
+        if reference is None:  # the cheap features alone, the same stacker without a model score
+            variants["features only"] = oof.assign(
+                probability=ms.cross_fitted_stack(features, oof.assign(probability=prior), args.seed))
+        for name, frame in variants.items():
+            results[name] = {**summarise(frame, prior, args.threshold_strategy, args.seed), "facts": facts,
+                             "_oof": frame}
+        reference = reference or arm
+
+    # Paired intervals: each variant against the reference arm (same rows), and against all-positive.
+    base = results[reference]["_oof"]
+    labels = base["label"].to_numpy()
+    for name, result in results.items():
+        frame = result["_oof"]
+        same_rows = list(frame["id"]) == list(base["id"])
+        result["same_rows_as_reference"] = same_rows
+        result["xfit_f1_minus_all_pos_ci"] = paired_bootstrap(
+            labels if same_rows else frame["label"].to_numpy(), np.ones(len(frame), dtype=int),
+            result["_predictions"], fast_f1, args.bootstrap, args.seed)
+        if name != reference and same_rows:
+            result["auc_minus_ref_ci"] = paired_bootstrap(labels, base["probability"].to_numpy(),
+                                                          frame["probability"].to_numpy(), roc_auc_score,
+                                                          args.bootstrap, args.seed)
+            result["xfit_f1_minus_ref_ci"] = paired_bootstrap(labels, results[reference]["_predictions"],
+                                                              result["_predictions"], fast_f1, args.bootstrap,
+                                                              args.seed)
+
+    lines = [f"Task {args.task.upper()}: {', '.join(arms)}; folds pooled; thresholds {args.threshold_strategy}, "
+             "cross-fitted over the folds; 95 % paired bootstrap intervals "
+             f"({args.bootstrap} resamples of the rows).", "",
+             "| variant | folds | train / val rows | train s | AUC | AUC - ref [95 %] | CE (prior) | F1@0.5 | "
+             "x-fit F1 | all-pos F1 | x-fit - all-pos [95 %] | x-fit - ref [95 %] | per-language x-fit F1 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        facts = r["facts"]
+        folds = ",".join(re.sub(r".*_f", "", f["run"]) for f in facts)
+        rows = " + ".join(f"{f['train_rows']}/{f['val_rows']}" for f in facts)
+        train_s = " + ".join(f"{float(f['train_s']):.0f}" for f in facts if f["train_s"])
+        ci = lambda key: f" {r[key]}" if key in r else ""  # noqa: E731
+        delta = lambda key, value: f"{value:+.3f}{ci(key)}" if key in r else ""  # noqa: E731
+        lines.append(
+            f"| {name} | {folds} | {rows} | {train_s} | {r['auc']:.3f} | "
+            f"{delta('auc_minus_ref_ci', r['auc'] - results[reference]['auc'])} | {r['ce']:.3f} ({r['prior_ce']:.3f}) "
+            f"| {r['f1_05']:.3f} | {r['xfit_f1']:.3f} | {r['all_pos_f1']:.3f} | "
+            f"{r['xfit_f1'] - r['all_pos_f1']:+.3f} {r['xfit_f1_minus_all_pos_ci']} | "
+            f"{delta('xfit_f1_minus_ref_ci', r['xfit_f1'] - results[reference]['xfit_f1'])} | "
+            f"{' '.join(f'{k} {v:.2f}' for k, v in r['per_language_xfit_f1'].items())} |")
+    lines += ["", "Runs (command and code version beside each run's outputs):", ""]
+    for arm in arms:
+        for f in results[arm]["facts"]:
+            lines.append(f"- `{f['run']}` (code {f['code_version'].splitlines()[0] if f['code_version'] else '?'}"
+                         f"{', edited' if len(f['code_version'].splitlines()) > 1 else ''}, wall {f['wall_s']} s): "
+                         f"`{f['command']}`")
+    table = "\n".join(lines)
+    print(table)
+    if args.output_file:
+        os.makedirs(os.path.dirname(os.path.abspath(args.output_file)), exist_ok=True)
+        with open(args.output_file, "w", encoding="utf-8") as f:
+            f.write(table + "\n")
+        clean = {name: {k: v for k, v in r.items() if not k.startswith("_")} for name, r in results.items()}
+        with open(os.path.splitext(args.output_file)[0] + ".json", "w", encoding="utf-8") as f:
+            json.dump({"args": vars(args), "results": clean}, f, indent=2, default=float)
+
+
+if __name__ == "__main__":
+    main()

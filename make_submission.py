@@ -212,16 +212,18 @@ class PredictionArguments:
     combiner: str = field(
         default="mean",
         metadata={
-            "help": "How the adapters' probabilities become one score: 'mean' (their average), 'stack' (small "
-            "gradient-boosted trees over the mean's logit plus cheap pair features: word and character overlap, "
-            "lengths, language, QC depth and top level; fitted on the OOF rows, cross-fitted like the "
-            "thresholds) or 'auto' (the better of the two by cross-fitted OOF F1). docs/stacking.md.",
+            "help": "How the adapters' probabilities become one score: 'mean' (their average), 'stack' (a logistic "
+            "blend of the mean's logit with a features model: gradient-boosted trees over cheap pair features, "
+            "word and character overlap, lengths, language, QC depth and top level, trained on every labelled row "
+            "by fold; the blend is fitted on the OOF rows and cross-fitted like the thresholds) or 'auto' (the "
+            "better of the two by cross-fitted OOF F1). docs/stacking.md.",
             "choices": ["mean", "stack", "auto"],
         },
     )
     oof_split: str = field(
         default="train",
-        metadata={"help": "Split of --dataset_name holding the OOF rows' text, for --combiner stack/auto."},
+        metadata={"help": "Labelled split of --dataset_name (with folds) that the adapters were trained on: "
+                  "the features model's training rows and the OOF rows' text, for --combiner stack/auto."},
     )
     min_rows_per_language: int = field(
         default=200,
@@ -516,7 +518,7 @@ def choose_thresholds(oof: Optional[pd.DataFrame], args: "PredictionArguments") 
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Stacking: the ensemble's score plus cheap pair features (docs/stacking.md)
+# Stacking: the ensemble's score blended with a model of cheap pair features (docs/stacking.md)
 # ---------------------------------------------------------------------------------------------------------------
 
 _WORD = re.compile(r"\w+")
@@ -558,9 +560,9 @@ def pair_features(task: str, queries, targets, languages) -> pd.DataFrame:
     return features
 
 
-class Stacker:
-    """Gradient-boosted trees over logit(ensemble probability) and `pair_features`. Categories (language, QC top
-    level) unseen when fitting count as missing, so a new language still gets a score."""
+class FeatureModel:
+    """Gradient-boosted trees over `pair_features` alone. Categories (language, QC top level) unseen when fitting
+    count as missing, so a new language still gets a score."""
 
     CATEGORICAL = ("language", "top_level")
 
@@ -574,45 +576,79 @@ class Stacker:
         )
         self.categories = {}
 
-    def _design(self, features: pd.DataFrame, probability) -> pd.DataFrame:
+    def _design(self, features: pd.DataFrame) -> pd.DataFrame:
         design = features.copy()
-        clipped = np.clip(np.asarray(probability, dtype=float), 1e-6, 1 - 1e-6)
-        design.insert(0, "model_logit", np.log(clipped / (1 - clipped)))
         for column in self.CATEGORICAL:
             if column in design:
                 design[column] = pd.Categorical(design[column], categories=self.categories[column])
         return design
 
-    def fit(self, features: pd.DataFrame, probability, labels) -> "Stacker":
+    def fit(self, features: pd.DataFrame, labels) -> "FeatureModel":
         self.categories = {c: sorted(set(features[c])) for c in self.CATEGORICAL if c in features}
-        self.model.fit(self._design(features, probability), np.asarray(labels, dtype=int))
+        self.model.fit(self._design(features), np.asarray(labels, dtype=int))
         return self
 
-    def predict(self, features: pd.DataFrame, probability) -> np.ndarray:
-        return self.model.predict_proba(self._design(features, probability))[:, 1]
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        return self.model.predict_proba(self._design(features))[:, 1]
 
 
-def cross_fitted_stack(features: pd.DataFrame, oof: pd.DataFrame, seed: int) -> np.ndarray:
-    """Stacked OOF probabilities: each held-out group scored by a stacker fitted on the other groups."""
+def feature_scores(task: str, labelled: "datasets.Dataset", seed: int) -> tuple:
+    """The features model on a folded dataset's labelled split: ({id: out-of-fold score}, model fitted on every row).
+
+    Row r's score comes from a model fitted on the folds other than r's, minus the rows make_folds.py purged for
+    that fold (`exclude_from_train_folds`, when present), as run_relevance.py trains."""
+    columns = [c for c in ("id", "language", "query", "target", "label", "fold", "exclude_from_train_folds")
+               if c in labelled.column_names]
+    rows = labelled.select_columns(columns).to_pandas()  # labelled[name] is row by row: minutes on 50k rows
+    features = pair_features(task, rows["query"], rows["target"], rows["language"])
+    labels, scores = rows["label"].to_numpy(), np.zeros(len(rows))
+    for fold in sorted(rows["fold"].unique()):
+        held_out = (rows["fold"] == fold).to_numpy()
+        train = ~held_out
+        if "exclude_from_train_folds" in rows:
+            train &= ~rows["exclude_from_train_folds"].map(lambda folds: fold in list(folds)).to_numpy()
+        scores[held_out] = FeatureModel(seed).fit(features[train], labels[train]).predict(features[held_out])
+    return dict(zip(rows["id"].astype(str), scores)), FeatureModel(seed).fit(features, labels)
+
+
+def _logit(probability) -> np.ndarray:
+    p = np.clip(np.asarray(probability, dtype=float), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+class Blend:
+    """P(relevant) = sigmoid(a * logit(model) + b * logit(features) + c): three numbers fitted on OOF rows."""
+
+    def fit(self, model_probability, feature_probability, labels) -> "Blend":
+        from sklearn.linear_model import LogisticRegression
+
+        self.model = LogisticRegression().fit(np.c_[_logit(model_probability), _logit(feature_probability)],
+                                              np.asarray(labels, dtype=int))
+        return self
+
+    def predict(self, model_probability, feature_probability) -> np.ndarray:
+        return self.model.predict_proba(np.c_[_logit(model_probability), _logit(feature_probability)])[:, 1]
+
+
+def cross_fitted_blend(oof: pd.DataFrame, feature_probability, seed: int) -> np.ndarray:
+    """Blended OOF probabilities: each held-out group scored by a blend fitted on the other groups."""
     groups = crossfit_groups(oof, seed)
-    stacked = np.zeros(len(oof))
+    feature_probability = np.asarray(feature_probability, dtype=float)
+    blended = np.zeros(len(oof))
     for group in np.unique(groups):
-        held_out = groups == group
-        stacker = Stacker(seed).fit(features[~held_out], oof["probability"][~held_out], oof["label"][~held_out])
-        stacked[held_out] = stacker.predict(features[held_out], oof["probability"][held_out])
-    return stacked
+        held = groups == group
+        blend = Blend().fit(oof["probability"][~held], feature_probability[~held], oof["label"][~held])
+        blended[held] = blend.predict(oof["probability"][held], feature_probability[held])
+    return blended
 
 
-def oof_pair_features(oof: pd.DataFrame, task: str, split: "datasets.Dataset", where: str) -> pd.DataFrame:
-    """`pair_features` of the OOF rows, their text looked up by id in the folded dataset's labelled split."""
-    rows = split.select_columns(["id", "query", "target"]).to_pandas()  # split[name] is row by row: minutes
-    text = {str(i): (q, t) for i, q, t in zip(rows["id"], rows["query"], rows["target"])}
-    missing = [i for i in oof["id"].astype(str) if i not in text]
+def oof_feature_scores(oof: pd.DataFrame, scores: dict, where: str) -> np.ndarray:
+    """The features model's out-of-fold score of each OOF row, looked up by id."""
+    missing = [i for i in oof["id"].astype(str) if i not in scores]
     if missing:
         raise ValueError(f"{len(missing)} OOF row id(s) are not in {where} (first: {missing[0]!r}); --combiner "
-                         "stack needs the dataset the adapters were trained on (--oof_split)")
-    pairs = [text[i] for i in oof["id"].astype(str)]
-    return pair_features(task, [q for q, _ in pairs], [t for _, t in pairs], oof["language"].tolist())
+                         "stack needs the folded dataset the adapters were trained on (--oof_split)")
+    return np.array([scores[i] for i in oof["id"].astype(str)])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1061,10 +1097,10 @@ def main(argv=None):
             if pred_args.oof_split not in dataset:
                 raise ValueError(f"--oof_split: {dataset_name} has no split {pred_args.oof_split!r}; "
                                  f"splits: {list(dataset)}")
-            oof_features = oof_pair_features(oof, task, dataset[pred_args.oof_split],
-                                             f"{dataset_name}[{pred_args.oof_split}]")
+            scores_by_id, features_model = feature_scores(task, dataset[pred_args.oof_split], pred_args.seed)
+            oof_features = oof_feature_scores(oof, scores_by_id, f"{dataset_name}[{pred_args.oof_split}]")
             stacked_report = choose_thresholds(
-                oof.assign(probability=cross_fitted_stack(oof_features, oof, pred_args.seed)), pred_args
+                oof.assign(probability=cross_fitted_blend(oof, oof_features, pred_args.seed)), pred_args
             )
             scores = {"mean": report["cross_fitted_f1"][report["strategy"]],
                       "stack": stacked_report["cross_fitted_f1"][stacked_report["strategy"]]}
@@ -1072,9 +1108,9 @@ def main(argv=None):
             logger.info("Task %s: cross-fitted OOF F1 mean %.4f (AUC %.4f), stack %.4f (AUC %.4f): using %s", task,
                         scores["mean"], report["oof_auc"], scores["stack"], stacked_report["oof_auc"], combiner)
             if combiner == "stack":
-                stacker = Stacker(pred_args.seed).fit(oof_features, oof["probability"], oof["label"])
-                probability = stacker.predict(pair_features(task, split["query"], split["target"], languages),
-                                              probability)
+                blend = Blend().fit(oof["probability"], oof_features, oof["label"])
+                split_features = pair_features(task, split["query"], split["target"], languages)
+                probability = blend.predict(probability, features_model.predict(split_features))
                 report, stacked_report = stacked_report, report
             report["combiner"] = {"used": combiner, "asked": pred_args.combiner, "cross_fitted_f1": scores,
                                   "other": stacked_report}

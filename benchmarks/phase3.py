@@ -4,11 +4,15 @@
 Reads the run_relevance.py folders `RUNS_DIR/p3_<task>_<arm>_f<fold>` written by `benchmarks/recipe_experiments.sh`,
 pools each arm's out-of-fold rows over its folds, and reports AUC, CE against the prior, F1 at 0.5, cross-fitted
 F1 (make_submission.py's thresholds, fitted on the other folds) against all-positive, per-language F1, and the
-same after make_submission.py's stacker (`--combiner stack`, also cross-fitted over the folds). Differences
+same after make_submission.py's stacker (`--combiner stack`: the features model, trained on every row of the other
+folds, blended with the arm's score by a logistic fit cross-fitted over the arm's folds). Differences
 against the reference arm and against all-positive come with paired bootstrap 95 % intervals over the rows.
 
     python benchmarks/phase3.py --task qc --dataset_name outputs/folds_qc_dev --runs_dir outputs/recipe \
         --arms ref,ancestors --output_file outputs/recipe/phase3_qc.md
+    # the cheap pair features alone, all rows, every fold (what the LLM must beat)
+    python benchmarks/phase3.py --task qi --dataset_name outputs/folds_qi_dev --features_baseline \
+        --output_file outputs/recipe/features_qi.md
 """
 
 import glob
@@ -41,6 +45,11 @@ class Phase3Arguments:
     bootstrap: int = field(default=2000, metadata={"help": "Paired bootstrap resamples."})
     seed: int = field(default=42, metadata={"help": "Seed of the bootstrap and the stacker."})
     output_file: Optional[str] = field(default=None, metadata={"help": "Markdown table; a .json beside it."})
+    features_baseline: bool = field(
+        default=False,
+        metadata={"help": "Instead: the stacker's pair features alone (no model score), trained on every training "
+                  "row of the other folds (purged as run_relevance.py does) and scored on each fold in turn."},
+    )
 
 
 def load_arm(args, arm: str) -> tuple:
@@ -107,20 +116,40 @@ def paired_bootstrap(labels, a, b, metric, n: int, seed: int) -> list:
     return [round(float(np.percentile(diffs, 2.5)), 4), round(float(np.percentile(diffs, 97.5)), 4)]
 
 
+def features_baseline(args, split) -> str:
+    """The features model alone on every row of every fold: what a model must beat without any LLM."""
+    scores, _ = ms.feature_scores(args.task, split, args.seed)
+    oof = split.select_columns(["id", "fold", "language", "label"]).to_pandas()
+    oof = oof.assign(probability=ms.oof_feature_scores(oof, scores, args.dataset_name))
+    r = summarise(oof, float(oof["label"].mean()), args.threshold_strategy, args.seed)
+    per_fold = {int(k): round(roc_auc_score(g["label"], g["probability"]), 3) for k, g in oof.groupby("fold")}
+    return (f"Task {args.task.upper()}, features model alone ({len(oof)} rows, folds {sorted(per_fold)}, each scored "
+            f"by a model fitted on the other folds' rows): AUC {r['auc']:.3f} (per fold {per_fold}), CE "
+            f"{r['ce']:.3f} (in-sample prior {r['prior_ce']:.3f}), x-fit F1 {r['xfit_f1']:.3f} vs all-positive "
+            f"{r['all_pos_f1']:.3f}, F1 at 0.5 {r['f1_05']:.3f}; per-language x-fit F1 {r['per_language_xfit_f1']}")
+
+
 def main():
     (args,) = HfArgumentParser(Phase3Arguments).parse_args_into_dataclasses()
     split = load_folded_dataset(args.dataset_name)["train"]
+    if args.features_baseline:
+        line = features_baseline(args, split)
+        print(line)
+        if args.output_file:
+            with open(args.output_file, "w", encoding="utf-8") as f:
+                f.write(line + "\n")
+        return
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     results, reference = {}, None
+    feature_scores, _ = ms.feature_scores(args.task, split, args.seed)
     for arm in arms:
         oof, facts = load_arm(args, arm)
         prior = float(np.mean([f["prior"] for f in facts if f["prior"] is not None]))
-        features = ms.oof_pair_features(oof, args.task, split, args.dataset_name)
+        features = ms.oof_feature_scores(oof, feature_scores, args.dataset_name)
         variants = {arm: oof,
-                    f"{arm} + stack": oof.assign(probability=ms.cross_fitted_stack(features, oof, args.seed))}
-        if reference is None:  # the cheap features alone, the same stacker without a model score
-            variants["features only"] = oof.assign(
-                probability=ms.cross_fitted_stack(features, oof.assign(probability=prior), args.seed))
+                    f"{arm} + stack": oof.assign(probability=ms.cross_fitted_blend(oof, features, args.seed))}
+        if reference is None:  # the features model alone on the same rows (trained on the other folds' rows)
+            variants["features only"] = oof.assign(probability=features)
         for name, frame in variants.items():
             results[name] = {**summarise(frame, prior, args.threshold_strategy, args.seed), "facts": facts,
                              "_oof": frame}

@@ -29,7 +29,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 import yaml
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, roc_auc_score
 from transformers import HfArgumentParser
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,6 +55,8 @@ class ReportArguments:
     )
     report_file: Optional[str] = field(default=None, metadata={"help": "Default: OUTPUT_DIR/report.md."})
     num_translations: int = field(default=12, metadata={"help": "Translations quoted in the report (0: none)."})
+    num_errors: int = field(default=10, metadata={"help": "Most confident false positives and negatives listed per "
+                                                          "task (0: none)."})
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -136,20 +138,71 @@ def table(header: list, rows: list) -> list:
     return lines + [""]
 
 
+def auc(labels, probabilities):
+    labels = np.asarray(labels, dtype=int)
+    return float(roc_auc_score(labels, probabilities)) if 0 < labels.sum() < len(labels) else None
+
+
+def section_learned(oof: dict) -> list:
+    """One line per task that says at once whether the model learned anything."""
+    lines = ["## Did the model learn?", ""]
+    for task, frame in oof.items():
+        score, at_half, trivial = auc(frame["label"], frame["probability"]), f1(frame["label"], frame["probability"]), \
+            f1(frame["label"], np.ones(len(frame)))
+        verdict = ("it ranks no better than chance" if score is None or score < 0.55 else
+                   "it ranks better than chance" + ("" if at_half > trivial else
+                                                    ", but F1 at 0.5 does not beat predicting every row relevant"))
+        lines.append(f"- **{task.upper()}**: out-of-fold AUC {fmt(score)}, F1 at 0.5 {at_half:.3f} against "
+                     f"{trivial:.3f} for all-positive ({len(frame)} rows, {frame['label'].mean():.0%} positive): "
+                     f"{verdict}.")
+    return lines + [""]
+
+
 def section_f1(oof: dict) -> list:
     lines = ["## F1 per fold and per language (threshold 0.5)", "",
              "F1 of the positive class on each fold's held-out rows, predicted by the model that did not train on "
-             "them (out-of-fold), at the fixed threshold 0.5; `OOF` pools the folds. Cells: F1 (rows).", ""]
+             "them (out-of-fold), at the fixed threshold 0.5, beside the F1 of predicting every row relevant "
+             "(all-pos) and the AUC; `OOF` pools the folds. Language cells: F1 / all-pos (rows).", ""]
     for task, frame in oof.items():
         languages = sorted(frame["language"].unique())
         rows = []
         for fold, part in [(f"fold {k}", g) for k, g in frame.groupby("fold", sort=True)] + [("OOF", frame)]:
-            row = [task.upper(), fold, len(part), f1(part["label"], part["probability"])]
+            row = [task.upper(), fold, len(part), auc(part["label"], part["probability"]),
+                   f1(part["label"], part["probability"]), f1(part["label"], np.ones(len(part)))]
             for language in languages:
                 sub = part[part["language"] == language]
-                row.append(f"{f1(sub['label'], sub['probability']):.3f} ({len(sub)})" if len(sub) else "-")
+                row.append(f"{f1(sub['label'], sub['probability']):.3f} / {f1(sub['label'], np.ones(len(sub))):.3f} "
+                           f"({len(sub)})" if len(sub) else "-")
             rows.append(row)
-        lines += table(["task", "fold", "rows", "F1 all"] + languages, rows)
+        lines += table(["task", "fold", "rows", "AUC", "F1 at 0.5", "F1 all-pos"] + languages, rows)
+    return lines
+
+
+def section_errors(out: str, oof: dict, num: int) -> list:
+    """The most confident out-of-fold errors: false positives and false negatives with the highest confidence."""
+    from datasets import load_from_disk
+
+    lines = ["## Most confident out-of-fold errors", "",
+             f"The {num} false positives with the highest P(relevant) and the {num} false negatives with the lowest, "
+             "at threshold 0.5 (label = the dataset's).", ""]
+    for task, frame in oof.items():
+        folder = next((f for f in (os.path.join(out, "data", f"folds_{task}_en"), os.path.join(out, "data",
+                                                                                               f"folds_{task}"))
+                       if os.path.isfile(os.path.join(f, "dataset_dict.json"))), None)
+        if folder is None:
+            lines += [f"{task.upper()}: no folded dataset under {show_path(os.path.join(out, 'data'))}.", ""]
+            continue
+        text = load_from_disk(folder)["train"].select_columns(["id", "query", "target"]).to_pandas()
+        rows = frame.assign(id=frame["id"].astype(str)).merge(text.assign(id=text["id"].astype(str)), on="id")
+        errors = [("false positive", rows[(rows["label"] == 0) & (rows["probability"] >= 0.5)]
+                   .nlargest(num, "probability")),
+                  ("false negative", rows[(rows["label"] == 1) & (rows["probability"] < 0.5)]
+                   .nsmallest(num, "probability"))]
+        lines += [f"### {task.upper()}", ""]
+        lines += table(["error", "P(relevant)", "language", "query", "target"],
+                       [[kind, r.probability, r.language, str(r.query).replace("|", "/"),
+                         str(r.target).replace("|", "/")[:120]]
+                        for kind, part in errors for r in part.itertuples()])
     return lines
 
 
@@ -370,8 +423,11 @@ def main(argv=None) -> str:
     if missing:
         lines += ["Missing OOF files (folds not in the tables): " + ", ".join(missing), ""]
     if oof:
+        lines += section_learned(oof)
         lines += section_f1(oof)
         lines += section_thresholds(out, oof)
+        if args.num_errors > 0:
+            lines += section_errors(out, oof, args.num_errors)
         plot(oof, out, plot_path)
         lines += ["## Plot", "", f"![F1 against the threshold]({os.path.relpath(plot_path, os.path.dirname(os.path.abspath(report_path)))})",
                   "", "Top: out-of-fold F1 against the decision threshold per task (black: all rows; thin: one line "

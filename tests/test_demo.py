@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, roc_auc_score
 
 from tiny_models import make_tiny_decoder
 
@@ -96,11 +96,18 @@ def test_demo_end_to_end(demo_run):
 
     # The report: its F1 table agrees with the OOF predictions, the plot is a PNG it links to.
     text = report.read_text()
-    assert "| task | fold | rows | F1 all |" in text
+    assert "| task | fold | rows | AUC | F1 at 0.5 | F1 all-pos |" in text
     for fold in (0, 1):
         oof = pd.read_parquet(out / "cv" / "qc" / f"fold{fold}" / "oof_predictions.parquet")
         expected = f1_score(oof["label"], oof["probability"] >= 0.5, zero_division=0)
-        assert f"| QC | fold {fold} | {len(oof)} | {expected:.3f} |" in text
+        auc = roc_auc_score(oof["label"], oof["probability"])
+        all_positive = f1_score(oof["label"], [1] * len(oof))
+        assert f"| QC | fold {fold} | {len(oof)} | {auc:.3f} | {expected:.3f} | {all_positive:.3f} |" in text
+    assert "- **QC**: out-of-fold AUC " in text  # this shortened demo trains QC folds only
+    # The most confident errors, with their language and text.
+    errors = text.split("## Most confident out-of-fold errors")[1].split("\n## ")[0]
+    assert "| error | P(relevant) | language | query | target |" in errors
+    assert "| false positive |" in errors or "| false negative |" in errors
     assert "| submit_QC.txt | 210 |" in text and "passed against data/sample/test_QC.jsonl" in text
     assert "| submit_QI.txt | - | - | missing |" in text
     assert "![F1 against the threshold](f1_vs_threshold.png)" in text

@@ -327,8 +327,10 @@ def test_accelerate_two_processes_return_every_id_in_order(tiny, tmp_path):
     ms.check_submission(str(double / ms.SUBMISSION_FILE["qc"]), rows, "qc")
 
 
-def test_stacker_learns_from_pair_features_and_scores_unseen_categories():
+def test_features_model_and_blend_learn_what_the_model_score_misses():
     # The label is "a query word is in the target"; the model score is noise, so only the features can rank.
+    from sklearn.metrics import roc_auc_score
+
     rng = np.random.RandomState(0)
     words = [f"w{i}" for i in range(40)]
     rows = []
@@ -336,22 +338,30 @@ def test_stacker_learns_from_pair_features_and_scores_unseen_categories():
         query = " ".join(rng.choice(words, 2, replace=False))
         relevant = i % 2
         target = query.split()[0] + " > x" if relevant else "y > z"
-        rows.append({"id": str(i), "fold": (i // 2) % 2, "language": ["en", "fr"][i % 3 == 0], "label": relevant,
-                     "probability": rng.uniform(0.2, 0.8), "query": query, "target": target})
-    oof = pd.DataFrame(rows)
-    features = ms.pair_features("qc", oof["query"], oof["target"], oof["language"])
+        rows.append({"id": i, "fold": (i // 2) % 2, "language": ["en", "fr"][i % 3 == 0], "label": relevant,
+                     "query": query, "target": target, "exclude_from_train_folds": [1 - (i // 2) % 2] * (i < 8)})
+    labelled = datasets.Dataset.from_list(rows)
+    features = ms.pair_features("qc", labelled["query"], labelled["target"], labelled["language"])
     assert features.loc[1, "matched_words"] == 1 and features.loc[0, "matched_words"] == 0
-    assert set(features["top_level"]) == {"y"} | {q.split()[0] for q in oof["query"][1::2]}
-    stacked = ms.cross_fitted_stack(features, oof, seed=0)
-    from sklearn.metrics import roc_auc_score
+    assert set(features["top_level"]) == {"y"} | {q.split()[0] for q in labelled["query"][1::2]}
+    scores, model = ms.feature_scores("qc", labelled, seed=0)
+    assert sorted(scores) == sorted(str(i) for i in range(400))
+    labels = np.array(labelled["label"])
+    assert roc_auc_score(labels, [scores[str(i)] for i in range(400)]) > 0.95
 
-    assert roc_auc_score(oof["label"], oof["probability"]) < 0.6
-    assert roc_auc_score(oof["label"], stacked) > 0.95
+    oof = pd.DataFrame({"id": [str(i) for i in range(400)], "fold": labelled["fold"], "label": labels,
+                        "probability": rng.uniform(0.2, 0.8, 400)})
+    assert roc_auc_score(labels, oof["probability"]) < 0.6
+    feature_probability = ms.oof_feature_scores(oof, scores, "tiny")
+    assert roc_auc_score(labels, ms.cross_fitted_blend(oof, feature_probability, seed=0)) > 0.95
+    with pytest.raises(ValueError, match="1 OOF row id"):
+        ms.oof_feature_scores(oof.assign(id=["x"] + oof["id"].tolist()[1:]), scores, "tiny")
     # A language and a top level never seen in fitting are treated as missing, not an error.
-    stacker = ms.Stacker(seed=0).fit(features, oof["probability"], oof["label"])
     new = ms.pair_features("qc", ["w1 w2", "w1 w2"], ["w1 > q", "nothing > here"], ["ar", "ar"])
-    scores = stacker.predict(new, [0.5, 0.5])
-    assert np.isfinite(scores).all() and scores[0] > scores[1]
+    probability = model.predict(new)
+    assert np.isfinite(probability).all() and probability[0] > probability[1]
+    blend = ms.Blend().fit(oof["probability"], feature_probability, labels)
+    assert blend.predict([0.5, 0.5], probability)[0] > blend.predict([0.5, 0.5], probability)[1]
 
 
 def test_combiner_stack_and_auto_end_to_end(tiny, tmp_path):

@@ -854,6 +854,8 @@ def main(argv=None):
         adapters = expand_paths(model_args.adapters, task)
         if not adapters:
             raise UserError(f"--adapters {model_args.adapters!r} gives no adapter for task {task}")
+        for adapter in adapters:
+            utils_data.check_folder_or_hub_repo(adapter, "--adapters")
         settings = read_adapter_settings(adapters, task)
         for adapter in adapters:
             check_adapter_head(adapter, settings["num_labels"])

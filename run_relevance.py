@@ -51,7 +51,7 @@ from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint, ha
 from trl import ModelConfig, TrlParser, get_peft_config, get_quantization_config
 
 import modeling_relevance as mr
-from utils_data import UserError, load_folded_dataset, parse_tasks, run_cli
+from utils_data import UserError, check_folder_or_hub_repo, load_folded_dataset, parse_tasks, run_cli
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +169,9 @@ class RelevanceArguments:
             raise UserError("--template bare does not name the task: use --template instruct with --task qc,qi")
         if self.fold < -1:
             raise UserError(f"--fold must be -1 (all data) or a fold number, got {self.fold}")
+        if self.init_adapter:
+            # Here, before any data or model loads: a wrong path fails in a second, not after the backbone loaded.
+            check_folder_or_hub_repo(self.init_adapter, "--init_adapter")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -229,6 +232,8 @@ def load_task_datasets(script_args, tasks, seed):
     for task, name in zip(tasks, names):
         try:
             loaded = load_folded_dataset(name)
+        except UserError:  # no such folder or Hub repo: already one clear line
+            raise
         except Exception as err:  # datasets raises many types (an empty split: IndexError); name the dataset
             raise UserError(f"dataset {name}: could not be loaded ({type(err).__name__}: {err}); an empty "
                              "dataset cannot be saved or loaded, is it the output of make_folds.py?") from err
@@ -528,7 +533,7 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
     transformers.utils.logging.set_verbosity(log_level)
     logger.info("Relevance arguments %s", public_args(script_args))
 
-    tasks = parse_tasks(script_args.task)  # --task, --template and --fold: checked in __post_init__
+    tasks = parse_tasks(script_args.task)  # --task, --template, --fold and --init_adapter: checked in __post_init__
     if model_args.model_name_or_path is None:
         raise UserError("--model_name_or_path is required")
     if not model_args.use_peft:

@@ -27,9 +27,14 @@ import unicodedata
 from dataclasses import dataclass, field
 
 import datasets
+import huggingface_hub
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from huggingface_hub import constants as hf_constants
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.file_download import repo_folder_name
+from huggingface_hub.utils import validate_repo_id
 
 TASKS = ("qc", "qi")
 TARGET_COLUMN = {"qc": "category_path", "qi": "item_title"}
@@ -480,6 +485,44 @@ def read_raw_dataset(name_or_path: str, split: str, task: str = None, labelled: 
     return read_raw_split(loaded[split], f"{name_or_path}[{split}]", task, labelled, skip_invalid)
 
 
+def _neither_folder_nor_hub_id(name) -> bool:
+    """A name that is no local folder and cannot be a Hub repo id: './x', '/x', 'x/y/z', '' (no Hub request)."""
+    if os.path.isdir(name):
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return True
+    return False
+
+
+def check_folder_or_hub_repo(name: str, flag: str, repo_type: str = "model") -> None:
+    """Fail fast, before any download or model load, unless `name` is a local folder or a repo the Hub has.
+
+    One request at most (`repo_exists`), and only for a name that can be a repo id; a Hub that cannot be reached
+    is one clear error too. With HF_HUB_OFFLINE=1, a repo downloaded before (in the Hub cache) passes.
+    """
+    if os.path.isdir(name):
+        return
+    if _neither_folder_nor_hub_id(name):
+        raise UserError(f"{flag} {name}: no such folder or Hub repo (no folder of that name here, and not a Hub "
+                        "repo id NAME or NAMESPACE/NAME); give an existing folder or a Hub repo id")
+    if hf_constants.HF_HUB_OFFLINE:
+        if os.path.isdir(os.path.join(hf_constants.HF_HUB_CACHE, repo_folder_name(repo_id=name, repo_type=repo_type))):
+            return  # the libraries load it from the cache
+        raise UserError(f"{flag} {name}: no such folder, and no cached copy of the Hub {repo_type} repo {name} "
+                        "(HF_HUB_OFFLINE is set); give an existing folder, or unset HF_HUB_OFFLINE to download it")
+    try:
+        found = huggingface_hub.repo_exists(name, repo_type=repo_type)
+    except Exception as err:  # the HTTP client's own errors (connection refused, timeout, offline mode): any of them
+        raise UserError(f"{flag} {name}: no such folder, and the Hub at {hf_constants.ENDPOINT} could not be asked "
+                        f"about a {repo_type} repo {name} ({type(err).__name__}: {str(err).splitlines()[0]}); give an "
+                        "existing folder, or check the network, HF_ENDPOINT and HF_HUB_OFFLINE") from err
+    if not found:
+        raise UserError(f"{flag} {name}: no such folder or Hub repo ({hf_constants.ENDPOINT} has no {repo_type} repo "
+                        f"{name}, or it is private and your token cannot read it); give an existing folder or repo")
+
+
 def load_folded_dataset(name_or_path: str, **kwargs) -> datasets.DatasetDict:
     """Load what make_folds.py (or run_translate.py) wrote: a save_to_disk folder, or a Hub dataset id."""
     if os.path.isdir(name_or_path) and (
@@ -488,6 +531,8 @@ def load_folded_dataset(name_or_path: str, **kwargs) -> datasets.DatasetDict:
     ):
         loaded = datasets.load_from_disk(name_or_path)
     else:
+        # A missing folder or repo is one clear error here, not datasets' retries and traceback.
+        check_folder_or_hub_repo(name_or_path, "--dataset_name", repo_type="dataset")
         loaded = datasets.load_dataset(name_or_path, **kwargs)
     if isinstance(loaded, datasets.Dataset):
         loaded = datasets.DatasetDict({"train": loaded})

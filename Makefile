@@ -4,8 +4,6 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export DS_BUILD_OPS ?= 0
-# One thread per process: tiny-model training on this 2-core machine is 20-100x slower with more.
-export OMP_NUM_THREADS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: venv test demo folds clean-demo hub
@@ -18,6 +16,8 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 
 venv: $(VENV)/.installed
 
+# One thread per process: tiny-model training on this 2-core machine is 20-100x slower with more.
+test: export OMP_NUM_THREADS ?= 1
 test: venv
 	$(PY) -m pytest -q tests
 
@@ -29,10 +29,8 @@ folds: venv
 # The whole pipeline on the embedded default, offline: model, local Hub, folds, translation, TAPT, fold training,
 # ensemble, checked submission, report (outputs/demo/report.md). Resumes when rerun; DEMO_ARGS=--fresh starts over.
 # DEMO_HUB=real DEMO_HUB_NAMESPACE=you DEMO_MODEL=google/gemma-3-270m: the real Hub and a real model instead.
-# The demo runs one 270m-parameter model at a time, where more threads do help (measured 1.8-2x with 2 threads
-# on this 2-core machine); the tests keep one thread per process.
-DEMO_THREADS ?= $(shell nproc 2>/dev/null || echo 1)
-demo: export OMP_NUM_THREADS = $(DEMO_THREADS)
+# Threads per process: scripts/demo.py takes the cores free when it starts (cores minus the load average: 2 threads
+# on an idle 2-core machine, 1 beside another busy job) and logs why; DEMO_THREADS=N or OMP_NUM_THREADS=N forces N.
 demo: venv
 	$(PY) scripts/demo.py $(DEMO_ARGS)
 

@@ -40,6 +40,7 @@ from utils_data import (
     TARGET_COLUMN,
     TASKS,
     DataValidationError,
+    UserError,
     add_model_columns,
     category_prefix_key,
     grouping_key,
@@ -47,6 +48,7 @@ from utils_data import (
     load_folded_dataset,
     read_raw_file,
     read_raw_split,
+    run_cli,
     split_category_path,
 )
 
@@ -102,6 +104,12 @@ class DataArguments:
         },
     )
 
+    def __post_init__(self):
+        if (self.train_file is None) == (self.dataset_name is None):
+            raise UserError("pass exactly one of --train_file and --dataset_name")
+        if self.test_file is not None and self.dataset_name is not None:
+            raise UserError("--test_file goes with --train_file; with --dataset_name use --test_split")
+
 
 @dataclass
 class FoldArguments:
@@ -113,6 +121,12 @@ class FoldArguments:
         default=2,
         metadata={"help": "QC: rows sharing this many leading category levels always land in the same fold."},
     )
+
+    def __post_init__(self):
+        if self.num_folds < 2:
+            raise UserError(f"--num_folds must be at least 2, got {self.num_folds}")
+        if self.category_prefix_levels < 1:
+            raise UserError(f"--category_prefix_levels must be at least 1, got {self.category_prefix_levels}")
 
 
 @dataclass
@@ -135,6 +149,10 @@ class OutputArguments:
         default=True,
         metadata={"help": "Create the Hub dataset repo as private (--no_hub_private for a public one)."},
     )
+
+    def __post_init__(self):
+        if self.output_dir is None and self.push_to_hub is None:
+            raise UserError("nothing would be written: pass --output_dir and/or --push_to_hub")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -182,7 +200,7 @@ def stratified_group_folds(groups, strata_options, num_folds: int, seed: int):
     """
     group_codes, group_uniques = pd.factorize(pd.Series(groups, dtype=object), sort=True)
     if len(group_uniques) < num_folds:
-        raise ValueError(
+        raise UserError(
             f"only {len(group_uniques)} distinct group(s) for {num_folds} folds; lower --num_folds or add data"
         )
     n_rows = len(group_codes)
@@ -417,7 +435,7 @@ def prepare_output_dir(output_dir: str, overwrite: bool):
             os.path.join(output_dir, "dataset_dict.json")
         )
         if not (ours or overwrite):
-            raise ValueError(
+            raise UserError(
                 f"{output_dir} is not empty and was not written by make_folds.py; pass --overwrite_output_dir"
             )
         logger.info("Replacing the previous contents of %s", output_dir)
@@ -439,17 +457,7 @@ def main(args=None):
     datasets.disable_progress_bars()
     start = time.perf_counter()
 
-    # 1. Check the arguments.
-    if (data_args.train_file is None) == (data_args.dataset_name is None):
-        raise ValueError("pass exactly one of --train_file and --dataset_name")
-    if data_args.test_file is not None and data_args.dataset_name is not None:
-        raise ValueError("--test_file goes with --train_file; with --dataset_name use --test_split")
-    if out_args.output_dir is None and out_args.push_to_hub is None:
-        raise ValueError("pass --output_dir and/or --push_to_hub")
-    if fold_args.num_folds < 2:
-        raise ValueError("--num_folds must be at least 2")
-    if fold_args.category_prefix_levels < 1:
-        raise ValueError("--category_prefix_levels must be at least 1")
+    # 1. The arguments are checked by their dataclasses (__post_init__).
 
     # 2. Read and validate the raw data.
     if data_args.train_file is not None:
@@ -546,14 +554,5 @@ def main(args=None):
     return dataset_dict, report
 
 
-def cli():
-    """Entry point: bad input data ends with its message (file, line, field) and exit code 1, no traceback."""
-    try:
-        main()
-    except DataValidationError as err:
-        logger.error("%s", err)
-        sys.exit(1)
-
-
 if __name__ == "__main__":
-    cli()
+    run_cli(main)

@@ -62,6 +62,7 @@ from transformers import AutoTokenizer, HfArgumentParser
 
 import modeling_relevance as mr
 import utils_data
+from utils_data import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -252,7 +253,7 @@ class PredictionArguments:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class SubmissionError(ValueError):
+class SubmissionError(UserError):
     """A submission file does not match its test rows; the message names the lines and ids."""
 
 
@@ -305,62 +306,63 @@ def check_submission(path: str, reference_rows: list, task: str) -> dict:
     positives = 0
     if not os.path.isfile(path):
         raise SubmissionError(f"{path}: no such file")
-    with open(path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            where = f"{path}:{line_number}"
-            if not line.strip():
-                problems.append(f"{where}: empty line")
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                problems.append(f"{where}: not valid JSON ({error.msg})")
-                continue
-            if not isinstance(record, dict):
-                problems.append(f"{where}: not a JSON object")
-                continue
-            missing = [name for name in fields if name not in record]
-            extra = [name for name in record if name not in fields]
-            if missing:
-                problems.append(f"{where}: missing field(s) {missing}")
-            if extra:
-                problems.append(f"{where}: unexpected field(s) {extra}")
-            if "id" not in record:
-                continue
-            row_id = record["id"]
-            if isinstance(row_id, (dict, list)):
-                problems.append(f"{where}: field 'id' is not a scalar: {row_id!r}")
-                continue
-            if row_id in first_line:
-                problems.append(f"{where}: id {row_id!r} duplicated (first on line {first_line[row_id]})")
-                continue
-            first_line[row_id] = line_number
-            if row_id not in expected:
-                problems.append(f"{where}: id {row_id!r} is not in the test rows")
-                continue
-            prediction = record.get("prediction")
-            # bool is an int subclass; 1.0 and "1" are not what the scorer expects either.
-            if type(prediction) is not int or prediction not in (0, 1):
-                problems.append(f"{where}: id {row_id!r}: field 'prediction' must be 0 or 1, got {prediction!r}")
-            else:
-                positives += prediction
-            for name in compared:
-                if name in record and not _same_value(record[name], expected[row_id].get(name)):
-                    problems.append(
-                        f"{where}: id {row_id!r}: field {name!r} is {record[name]!r}, the test rows have "
-                        f"{expected[row_id].get(name)!r}"
-                    )
+    for line_number, line in utils_data.text_lines(path):  # not UTF-8: an error naming the line and byte offset
+        where = f"{path}:{line_number}"
+        if not line.strip():
+            problems.append(f"{where}: empty line")
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            problems.append(f"{where}: not valid JSON ({error.msg})")
+            continue
+        if not isinstance(record, dict):
+            problems.append(f"{where}: not a JSON object")
+            continue
+        missing = [name for name in fields if name not in record]
+        extra = [name for name in record if name not in fields]
+        if missing:
+            problems.append(f"{where}: missing field(s) {missing}")
+        if extra:
+            problems.append(f"{where}: unexpected field(s) {extra}")
+        if "id" not in record:
+            continue
+        row_id = record["id"]
+        if isinstance(row_id, (dict, list)):
+            problems.append(f"{where}: field 'id' is not a scalar: {row_id!r}")
+            continue
+        if row_id in first_line:
+            problems.append(f"{where}: id {row_id!r} duplicated (first on line {first_line[row_id]})")
+            continue
+        first_line[row_id] = line_number
+        if row_id not in expected:
+            problems.append(f"{where}: id {row_id!r} is not in the test rows")
+            continue
+        prediction = record.get("prediction")
+        # bool is an int subclass; 1.0 and "1" are not what the scorer expects either.
+        if type(prediction) is not int or prediction not in (0, 1):
+            problems.append(f"{where}: id {row_id!r}: field 'prediction' must be 0 or 1, got {prediction!r}")
+        else:
+            positives += prediction
+        for name in compared:
+            if name in record and not _same_value(record[name], expected[row_id].get(name)):
+                problems.append(
+                    f"{where}: id {row_id!r}: field {name!r} is {record[name]!r}, the test rows have "
+                    f"{expected[row_id].get(name)!r}"
+                )
     absent = [row_id for row_id in expected if row_id not in first_line]
     for row_id in absent[:_MAX_LISTED_PROBLEMS]:
         problems.append(f"{path}: id {row_id!r} of the test rows is missing")
     if len(absent) > _MAX_LISTED_PROBLEMS:
         problems.append(f"{path}: ... {len(absent) - _MAX_LISTED_PROBLEMS} more missing ids")
     if problems:
-        listed = problems[:_MAX_LISTED_PROBLEMS]
-        more = len(problems) - len(listed)
-        message = f"{path}: {len(problems)} problem(s):\n  " + "\n  ".join(listed)
-        if more:
-            message += f"\n  ... and {more} more"
+        # The first line is the whole error for one problem; more problems are listed on the next lines.
+        message = problems[0]
+        if len(problems) > 1:
+            listed = problems[1:_MAX_LISTED_PROBLEMS]
+            message = f"{len(problems)} problems in {path}, the first: {message}; the others:\n  " + "\n  ".join(listed)
+            if len(problems) > _MAX_LISTED_PROBLEMS:
+                message += f"\n  ... and {len(problems) - _MAX_LISTED_PROBLEMS} more"
         raise SubmissionError(message)
     return {
         "file": path,
@@ -386,7 +388,7 @@ def load_reference_rows(task: str, test_file: Optional[str] = None, dataset=None
         return frame[list(columns)].to_dict("records")
     missing = [name for name in columns if name not in dataset.column_names]
     if missing:
-        raise ValueError(f"the split has no raw column(s) {missing} needed for a submission")
+        raise UserError(f"the split has no raw column(s) {missing} needed for a submission")
     return dataset.select_columns(list(columns)).to_list()
 
 
@@ -409,7 +411,7 @@ def fit_thresholds(oof: pd.DataFrame, min_rows_per_language: int) -> dict:
     """Global F1-optimal threshold plus one per language with enough rows and both labels."""
     global_threshold, global_f1 = best_f1_threshold(oof["label"], oof["probability"])
     if global_threshold is None:
-        raise ValueError("OOF rows hold a single label; no threshold can be fitted")
+        raise UserError("OOF rows hold a single label; no threshold can be fitted")
     per_language, fallback = {}, {}
     for language, group in oof.groupby("language", sort=True):
         if len(group) < min_rows_per_language:
@@ -465,25 +467,25 @@ def read_oof_predictions(files: list, task: str) -> pd.DataFrame:
         frame = pd.read_parquet(path)
         missing = [c for c in OOF_COLUMNS if c not in frame.columns]
         if missing:
-            raise ValueError(f"{path}: OOF predictions lack column(s) {missing}")
+            raise UserError(f"{path}: OOF predictions lack column(s) {missing}")
         frame = frame[list(OOF_COLUMNS)].assign(source=path)
         frames.append(frame)
     oof = pd.concat(frames, ignore_index=True)
     oof = oof[oof["task"].astype(str).str.lower() == task]
     if oof.empty:
-        raise ValueError(f"{files}: no OOF rows of task {task!r}")
+        raise UserError(f"{files}: no OOF rows of task {task!r}")
     duplicated = oof[oof.duplicated(["id"], keep=False)]
     if not duplicated.empty:
         first = duplicated.iloc[0]
         sources = sorted(set(duplicated[duplicated["id"] == first["id"]]["source"]))
-        raise ValueError(
+        raise UserError(
             f"{len(duplicated)} OOF rows share an id with another OOF row, e.g. id {first['id']!r} in {sources}; "
             "pass each fold's OOF file once"
         )
     bad = oof[~oof["label"].isin([0, 1]) | ~oof["probability"].between(0, 1)]
     if not bad.empty:
         first = bad.iloc[0]
-        raise ValueError(f"{first['source']}: id {first['id']!r}: label not 0/1 or probability not in [0, 1]")
+        raise UserError(f"{first['source']}: id {first['id']!r}: label not 0/1 or probability not in [0, 1]")
     return oof.reset_index(drop=True)
 
 
@@ -491,7 +493,7 @@ def choose_thresholds(oof: Optional[pd.DataFrame], args: "PredictionArguments") 
     """Fit thresholds on all OOF rows; report F1 at 0.5, global and per language, in-sample and cross-fitted."""
     if oof is None:
         if args.threshold_strategy not in ("fixed", "auto"):
-            raise ValueError(f"--threshold_strategy {args.threshold_strategy} needs OOF predictions (--oof_files)")
+            raise UserError(f"--threshold_strategy {args.threshold_strategy} needs OOF predictions (--oof_files)")
         logger.warning("No OOF predictions: using the fixed threshold %.3f", args.threshold)
         return {"strategy": "fixed", "fixed": args.threshold, "oof_rows": 0}
     fitted = fit_thresholds(oof, args.min_rows_per_language)
@@ -646,7 +648,7 @@ def oof_feature_scores(oof: pd.DataFrame, scores: dict, where: str) -> np.ndarra
     """The features model's out-of-fold score of each OOF row, looked up by id."""
     missing = [i for i in oof["id"].astype(str) if i not in scores]
     if missing:
-        raise ValueError(f"{len(missing)} OOF row id(s) are not in {where} (first: {missing[0]!r}); --combiner "
+        raise UserError(f"{len(missing)} OOF row id(s) are not in {where} (first: {missing[0]!r}); --combiner "
                          "stack needs the folded dataset the adapters were trained on (--oof_split)")
     return np.array([scores[i] for i in oof["id"].astype(str)])
 
@@ -668,7 +670,7 @@ def expand_paths(spec: Optional[str], task: str) -> list:
         if any(ch in item for ch in "*?["):
             matches = sorted(glob.glob(item))
             if not matches:
-                raise FileNotFoundError(f"no file or folder matches {item!r}")
+                raise UserError(f"no file or folder matches {item!r}")
             items.extend(matches)
         else:
             items.append(item)
@@ -690,17 +692,17 @@ def check_adapter_head(adapter: str, num_labels: int) -> None:
     """The adapter must carry its own trained score head, else the base's random head would score silently."""
     path = adapter_file(adapter, ADAPTER_WEIGHTS_FILE)
     if path is None:
-        raise FileNotFoundError(f"{adapter}: no {ADAPTER_WEIGHTS_FILE}")
+        raise UserError(f"{adapter}: no {ADAPTER_WEIGHTS_FILE}")
     with safe_open(path, framework="pt") as weights:
         heads = [key for key in weights.keys() if key.endswith("score.weight")]
         if not heads:
-            raise ValueError(
+            raise UserError(
                 f"{adapter}: {ADAPTER_WEIGHTS_FILE} holds no score head (score.weight); train with the head in "
                 "modules_to_save (run_relevance.py does)"
             )
         rows = int(weights.get_slice(heads[0]).get_shape()[0])
     if rows != num_labels:
-        raise ValueError(f"{adapter}: score head has {rows} output(s), relevance_config.json says {num_labels}")
+        raise UserError(f"{adapter}: score head has {rows} output(s), relevance_config.json says {num_labels}")
 
 
 def read_adapter_settings(adapters: list, task: str) -> dict:
@@ -709,14 +711,14 @@ def read_adapter_settings(adapters: list, task: str) -> dict:
     first = all_settings[0]
     for adapter, settings in zip(adapters, all_settings):
         if task not in settings.get("tasks", []):
-            raise ValueError(f"{adapter} was trained on task(s) {settings.get('tasks')}, not {task}")
+            raise UserError(f"{adapter} was trained on task(s) {settings.get('tasks')}, not {task}")
         keys = mr.SHARED_SETTINGS + ("use_translation",)
         values = {k: settings.get(k) if k != "use_translation" else (settings.get(k) or {}).get(task) for k in keys}
         expected = {k: first.get(k) if k != "use_translation" else (first.get(k) or {}).get(task) for k in keys}
         for key in keys:
             if values[key] != expected[key]:
-                raise ValueError(f"{adapter} was trained with {key}={values[key]!r} but {adapters[0]} with "
-                                 f"{expected[key]!r}; they cannot be scored as one ensemble")
+                raise UserError(f"{adapter} was trained with {key}={values[key]!r} but {adapters[0]} with "
+                                f"{expected[key]!r}; they cannot be scored as one ensemble")
     return first
 
 
@@ -747,20 +749,20 @@ def ensemble_weights(adapters: list, weighting: str, metric: str) -> np.ndarray:
     if weighting == "uniform":
         return np.full(len(adapters), 1.0 / len(adapters))
     if weighting != "metric":
-        raise ValueError(f"unknown --ensemble_weighting {weighting!r}; choose 'uniform' or 'metric'")
+        raise UserError(f"unknown --ensemble_weighting {weighting!r}; choose 'uniform' or 'metric'")
     weights = []
     for adapter in adapters:
         path = adapter_file(adapter, METRICS_FILE)
         if path is None:
-            raise FileNotFoundError(f"{adapter}: no {METRICS_FILE} for --ensemble_weighting metric")
+            raise UserError(f"{adapter}: no {METRICS_FILE} for --ensemble_weighting metric")
         with open(path, encoding="utf-8") as f:
             value = _nested(json.load(f), metric)
         if not isinstance(value, (int, float)):
-            raise KeyError(f"{path}: no number at {metric!r} (a fold trained with --fold -1 has no validation)")
+            raise UserError(f"{path}: no number at {metric!r} (a fold trained with --fold -1 has no validation)")
         weights.append(float(value))
     weights = np.asarray(weights)
     if (weights <= 0).any():
-        raise ValueError(f"--weight_metric {metric} must be positive to weight adapters, got {weights.tolist()}")
+        raise UserError(f"--weight_metric {metric} must be positive to weight adapters, got {weights.tolist()}")
     return weights / weights.sum()
 
 
@@ -873,7 +875,7 @@ class AdapterScorer:
 
     def __init__(self, base_model, strategy: str):
         if strategy not in ("merge", "swap"):
-            raise ValueError(f"unknown --adapter_strategy {strategy!r}; choose 'merge' or 'swap'")
+            raise UserError(f"unknown --adapter_strategy {strategy!r}; choose 'merge' or 'swap'")
         self.base_model = base_model
         self.strategy = strategy
         self.peft_model = None
@@ -961,12 +963,12 @@ def run_check_only(data_args: DataArguments, pred_args: PredictionArguments) -> 
     summaries = []
     if data_args.task is None:
         if not data_args.test_file or "{task}" in data_args.test_file:
-            raise ValueError("--check_only without --test_file FILE needs --task")
+            raise UserError("--check_only without --test_file FILE needs --task")
         _, _, inferred = utils_data.read_raw_file(data_args.test_file, labelled=False)
         data_args.task = inferred
     for task in utils_data.parse_tasks(data_args.task):
         if not pred_args.submission_file:
-            raise ValueError("--check_only needs --submission_file")
+            raise UserError("--check_only needs --submission_file")
         submission = pred_args.submission_file.replace("{task}", task)
         if data_args.test_file:
             reference = load_reference_rows(task, test_file=data_args.test_file.replace("{task}", task))
@@ -974,7 +976,7 @@ def run_check_only(data_args: DataArguments, pred_args: PredictionArguments) -> 
             dataset = utils_data.load_folded_dataset(data_args.dataset_name.replace("{task}", task))[data_args.split]
             reference = load_reference_rows(task, dataset=dataset)
         else:
-            raise ValueError("--check_only needs --test_file or --dataset_name")
+            raise UserError("--check_only needs --test_file or --dataset_name")
         summary = check_submission(submission, reference, task)
         logger.info("%s is valid: %d rows, %d positive (%.1f%%)", submission, summary["rows"],
                     summary["positives"], 100 * summary["positive_rate"])
@@ -994,12 +996,12 @@ def main(argv=None):
     if pred_args.check_only:
         return run_check_only(data_args, pred_args)
     if data_args.task is None:
-        raise ValueError("--task is required: qc, qi or qc,qi")
+        raise UserError("--task is required: qc, qi or qc,qi")
     tasks = utils_data.parse_tasks(data_args.task)
     if not data_args.dataset_name or not model_args.adapters:
-        raise ValueError("--dataset_name and --adapters are required (or --check_only)")
+        raise UserError("--dataset_name and --adapters are required (or --check_only)")
     if pred_args.threshold_strategy not in THRESHOLD_STRATEGIES + ("auto",):
-        raise ValueError(
+        raise UserError(
             f"--threshold_strategy {pred_args.threshold_strategy!r}: choose auto, fixed, global or per_language"
         )
     os.makedirs(pred_args.output_dir, exist_ok=True)
@@ -1009,7 +1011,9 @@ def main(argv=None):
     for task in tasks:
         adapters = expand_paths(model_args.adapters, task)
         if not adapters:
-            raise ValueError(f"--adapters {model_args.adapters!r} gives no adapter for task {task}")
+            raise UserError(f"--adapters {model_args.adapters!r} gives no adapter for task {task}")
+        for adapter in adapters:
+            utils_data.check_folder_or_hub_repo(adapter, "--adapters")
         settings = read_adapter_settings(adapters, task)
         for adapter in adapters:
             check_adapter_head(adapter, settings["num_labels"])
@@ -1048,7 +1052,7 @@ def main(argv=None):
             dataset_name, **({"name": data_args.dataset_config_name} if data_args.dataset_config_name else {})
         )
         if data_args.split not in dataset:
-            raise ValueError(f"{dataset_name}: no split {data_args.split!r} (splits: {list(dataset)})")
+            raise UserError(f"{dataset_name}: no split {data_args.split!r} (splits: {list(dataset)})")
         split = dataset[data_args.split]
         if data_args.max_samples is not None:
             split = split.select(range(min(data_args.max_samples, len(split))))
@@ -1058,8 +1062,8 @@ def main(argv=None):
             logger.warning("Task %s: --use_translation %s but the adapters were trained with %s", task,
                            use_translation, trained_with)
         if use_translation and "query_en" not in split.column_names:
-            raise ValueError(f"{dataset_name}[{data_args.split}] has no query_en column, which the adapters were "
-                             "trained with: run run_translate.py on it (or pass --use_translation false)")
+            raise UserError(f"{dataset_name}[{data_args.split}] has no query_en column, which the adapters were "
+                            "trained with: run run_translate.py on it (or pass --use_translation false)")
         max_length = model_args.max_length or settings["max_length"]
         encoded = encode_rows(tokenizer, task, split["query"], split["target"],
                               split["query_en"] if use_translation else None, settings["template"], max_length,
@@ -1093,9 +1097,9 @@ def main(argv=None):
         mean_probability = probability
         if pred_args.combiner != "mean":
             if oof is None:
-                raise ValueError(f"--combiner {pred_args.combiner} needs OOF predictions (--oof_files)")
+                raise UserError(f"--combiner {pred_args.combiner} needs OOF predictions (--oof_files)")
             if pred_args.oof_split not in dataset:
-                raise ValueError(f"--oof_split: {dataset_name} has no split {pred_args.oof_split!r}; "
+                raise UserError(f"--oof_split: {dataset_name} has no split {pred_args.oof_split!r}; "
                                  f"splits: {list(dataset)}")
             scores_by_id, features_model = feature_scores(task, dataset[pred_args.oof_split], pred_args.seed)
             oof_features = oof_feature_scores(oof, scores_by_id, f"{dataset_name}[{pred_args.oof_split}]")
@@ -1179,4 +1183,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    utils_data.run_cli(main)

@@ -51,7 +51,14 @@ from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint, ha
 from trl import ModelConfig, TrlParser, get_peft_config, get_quantization_config
 
 import modeling_relevance as mr
-from utils_data import CATEGORY_JOINER, load_folded_dataset, parse_tasks
+from utils_data import (
+    CATEGORY_JOINER,
+    UserError,
+    check_folder_or_hub_repo,
+    load_folded_dataset,
+    parse_tasks,
+    run_cli,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +180,16 @@ class RelevanceArguments:
             self.dataset_name = [self.dataset_name]
         if self.dataset_name:
             self.dataset_name = [name for item in self.dataset_name for name in str(item).split(",") if name.strip()]
+        if len(parse_tasks(self.task)) > 1 and self.template == "bare":
+            raise UserError("--template bare does not name the task: use --template instruct with --task qc,qi")
+        if self.fold < -1:
+            raise UserError(f"--fold must be -1 (all data) or a fold number, got {self.fold}")
+        if self.hierarchy_ancestors < 0:
+            raise UserError(f"--hierarchy_ancestors must be 0 (off) or a number of ancestor levels, got "
+                            f"{self.hierarchy_ancestors}")
+        if self.init_adapter:
+            # Here, before any data or model loads: a wrong path fails in a second, not after the backbone loaded.
+            check_folder_or_hub_repo(self.init_adapter, "--init_adapter")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -191,17 +208,17 @@ def validate_dataset(ds: datasets.Dataset, name: str, task: str, need_exclusions
     required = list(REQUIRED_COLUMNS) + (["exclude_from_train_folds"] if need_exclusions else [])
     missing = [c for c in required if c not in ds.column_names]
     if missing:
-        raise ValueError(
+        raise UserError(
             f"dataset {name}: missing column(s) {missing}; found {ds.column_names}. "
             "Is it the output of make_folds.py (see docs/conventions.md)?"
         )
     if len(ds) == 0:
-        raise ValueError(f"dataset {name}: the split is empty")
+        raise UserError(f"dataset {name}: the split is empty")
     if "task" in ds.column_names:
         ids = column_values(ds, "id")
         wrong = [(i, t) for i, t in zip(ids, column_values(ds, "task")) if str(t).lower() != task]
         if wrong:
-            raise ValueError(
+            raise UserError(
                 f"dataset {name}: {len(wrong)} row(s) have task != {task.upper()} (first: id {wrong[0][0]}, "
                 f"task {wrong[0][1]!r}); is --dataset_name in the same order as --task?"
             )
@@ -215,16 +232,16 @@ def validate_dataset(ds: datasets.Dataset, name: str, task: str, need_exclusions
                 or (column == "fold" and value is None)
             )
             if bad:
-                raise ValueError(f"dataset {name}: row id {row_id}: field {column!r} has invalid value {value!r}")
+                raise UserError(f"dataset {name}: row id {row_id}: field {column!r} has invalid value {value!r}")
 
 
 def load_task_datasets(script_args, tasks, seed):
     """Load, validate and split each task's dataset; return (train, eval or None, per-task translation flags)."""
     names = script_args.dataset_name or []
     if not names:
-        raise ValueError("--dataset_name is required (one folded dataset per task)")
+        raise UserError("--dataset_name is required (one folded dataset per task)")
     if len(names) != len(tasks):
-        raise ValueError(
+        raise UserError(
             f"{len(names)} dataset(s) {names} for {len(tasks)} task(s) {tasks}: give one --dataset_name per task, "
             "in the same order"
         )
@@ -233,18 +250,20 @@ def load_task_datasets(script_args, tasks, seed):
     for task, name in zip(tasks, names):
         try:
             loaded = load_folded_dataset(name)
+        except UserError:  # no such folder or Hub repo: already one clear line
+            raise
         except Exception as err:  # datasets raises many types (an empty split: IndexError); name the dataset
-            raise ValueError(f"dataset {name}: could not be loaded ({type(err).__name__}: {err}); an empty "
+            raise UserError(f"dataset {name}: could not be loaded ({type(err).__name__}: {err}); an empty "
                              "dataset cannot be saved or loaded, is it the output of make_folds.py?") from err
         if script_args.dataset_split not in loaded:
-            raise ValueError(f"dataset {name}: no split {script_args.dataset_split!r}; found {list(loaded)}")
+            raise UserError(f"dataset {name}: no split {script_args.dataset_split!r}; found {list(loaded)}")
         ds = loaded[script_args.dataset_split]
         validate_dataset(ds, name, task, need_exclusions=fold >= 0)
 
         has_translation = "query_en" in ds.column_names
         use = has_translation if script_args.use_translation is None else script_args.use_translation
         if use and not has_translation:
-            raise ValueError(f"dataset {name}: --use_translation is on but there is no query_en column")
+            raise UserError(f"dataset {name}: --use_translation is on but there is no query_en column")
         translation[task] = bool(use)
 
         # One schema for every task, so that tasks can be concatenated.
@@ -263,7 +282,7 @@ def load_task_datasets(script_args, tasks, seed):
         }
         folds = sorted(set(columns["fold"]))
         if fold >= 0 and fold not in folds:
-            raise ValueError(f"dataset {name}: fold {fold} not present; its folds are {folds} (or use --fold -1)")
+            raise UserError(f"dataset {name}: fold {fold} not present; its folds are {folds} (or use --fold -1)")
         if fold == -1:
             train_idx, eval_idx, excluded = list(range(len(ds))), [], 0
         else:
@@ -306,10 +325,10 @@ def load_task_datasets(script_args, tasks, seed):
 
     train = datasets.concatenate_datasets(train_parts)
     if len(train) == 0:
-        raise ValueError(f"no training rows left for fold {fold} in {names}")
+        raise UserError(f"no training rows left for fold {fold} in {names}")
     eval_ds = datasets.concatenate_datasets(eval_parts) if fold >= 0 else None
     if fold >= 0 and (eval_ds is None or len(eval_ds) == 0):
-        raise ValueError(f"no validation rows for fold {fold} in {names}")
+        raise UserError(f"no validation rows for fold {fold} in {names}")
     if script_args.max_train_samples is not None and script_args.max_train_samples < len(train):
         train = train.shuffle(seed=seed).select(range(script_args.max_train_samples))
     if eval_ds is not None and script_args.max_eval_samples is not None and script_args.max_eval_samples < len(eval_ds):
@@ -518,12 +537,12 @@ def check_best_checkpoint_schedule(training_args):
     if save_strategy == "best":
         return
     if str(getattr(eval_strategy, "value", eval_strategy)) != str(getattr(save_strategy, "value", save_strategy)):
-        raise ValueError(
+        raise UserError(
             f"restoring the best checkpoint needs --save_strategy equal to --eval_strategy (got {save_strategy} and "
             f"{eval_strategy}); or pass --load_best_model_at_end false"
         )
     if eval_strategy == IntervalStrategy.STEPS and training_args.save_steps % training_args.eval_steps != 0:
-        raise ValueError(
+        raise UserError(
             f"restoring the best checkpoint needs --save_steps ({training_args.save_steps}) to be a multiple of "
             f"--eval_steps ({training_args.eval_steps})"
         )
@@ -556,16 +575,12 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
     transformers.utils.logging.set_verbosity(log_level)
     logger.info("Relevance arguments %s", public_args(script_args))
 
-    tasks = parse_tasks(script_args.task)
-    if len(tasks) > 1 and script_args.template == "bare":
-        raise ValueError("--template bare does not name the task: use --template instruct with --task qc,qi")
+    tasks = parse_tasks(script_args.task)  # --task, --template, --fold and --init_adapter: checked in __post_init__
     if model_args.model_name_or_path is None:
-        raise ValueError("--model_name_or_path is required")
+        raise UserError("--model_name_or_path is required")
     if not model_args.use_peft:
-        raise ValueError("run_relevance.py trains LoRA adapters: --use_peft must stay true")
+        raise UserError("run_relevance.py trains LoRA adapters: --use_peft must stay true")
     fold = script_args.fold
-    if fold < -1:
-        raise ValueError(f"--fold must be -1 (all data) or a fold number, got {fold}")
     set_seed(training_args.seed)
 
     if fold == -1 and training_args.eval_strategy != IntervalStrategy.NO:
@@ -578,7 +593,7 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
         if training_args.load_best_model_at_end:
             check_best_checkpoint_schedule(training_args)
     if script_args.early_stopping_patience is not None and not training_args.load_best_model_at_end:
-        raise ValueError("--early_stopping_patience needs evaluation during training: a fold >= 0, --eval_strategy "
+        raise UserError("--early_stopping_patience needs evaluation during training: a fold >= 0, --eval_strategy "
                          "steps or epoch, and the best checkpoint restored (--load_best_model_at_end)")
     if model_args.load_in_4bit or model_args.load_in_8bit:
         import importlib.util
@@ -586,7 +601,7 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
         import torch
 
         if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
-            raise ValueError("--load_in_4bit/--load_in_8bit (QLoRA) need a CUDA GPU and the bitsandbytes package")
+            raise UserError("--load_in_4bit/--load_in_8bit (QLoRA) need a CUDA GPU and the bitsandbytes package")
     # The loss is computed in the model (it handles one-logit heads too); the Trainer must not smooth it again.
     label_smoothing = training_args.label_smoothing_factor
     training_args.label_smoothing_factor = 0.0
@@ -598,7 +613,7 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
     training_args.push_to_hub = False
     hub_model_id = expand_hub_model_id(training_args.hub_model_id, tasks, fold)
     if push_to_hub and not hub_model_id:
-        raise ValueError("--push_to_hub needs --hub_model_id (may contain {task} and {fold})")
+        raise UserError("--push_to_hub needs --hub_model_id (may contain {task} and {fold})")
 
     # 2. Data: load each task's folded dataset, split on the fold --------------------------------------------------
     with training_args.main_process_first(desc="loading datasets"):
@@ -623,20 +638,20 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
         try:
             init_settings = mr.read_settings(script_args.init_adapter, revision=script_args.init_adapter_revision)
         except (OSError, ValueError) as err:
-            raise ValueError(
+            raise UserError(
                 f"--init_adapter {script_args.init_adapter}: cannot read its {mr.SETTINGS_NAME} ({err}); "
                 "it must be a run_relevance.py output"
             ) from err
         if init_settings["num_labels"] != num_labels:
-            raise ValueError(
+            raise UserError(
                 f"--init_adapter was trained with num_labels={init_settings['num_labels']}, this run asks for "
                 f"{num_labels}: the score head cannot be carried over"
             )
         pooling = init_settings["pooling"] if pooling == "auto" else pooling
         if pooling != init_settings["pooling"]:
-            raise ValueError(f"--init_adapter used pooling {init_settings['pooling']!r}, this run asks {pooling!r}")
+            raise UserError(f"--init_adapter used pooling {init_settings['pooling']!r}, this run asks {pooling!r}")
         if init_settings.get("num_hidden_layers") != script_args.num_hidden_layers:
-            raise ValueError(
+            raise UserError(
                 f"--init_adapter was trained with num_hidden_layers={init_settings.get('num_hidden_layers')}, this "
                 f"run asks for {script_args.num_hidden_layers}: its LoRA layers would not match"
             )
@@ -716,7 +731,7 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
     if checkpoint in ("last", "True", "true"):
         checkpoint = get_last_checkpoint(training_args.output_dir)
         if checkpoint is None:
-            raise ValueError(f"--resume_from_checkpoint last: no checkpoint in {training_args.output_dir}")
+            raise UserError(f"--resume_from_checkpoint last: no checkpoint in {training_args.output_dir}")
     start = time.time()
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     train_metrics = dict(train_result.metrics)
@@ -856,4 +871,4 @@ def make_parser() -> TrlParser:
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    run_cli(main, parse=make_parser().parse_args_and_config)

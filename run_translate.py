@@ -76,7 +76,7 @@ from transformers import (
     set_seed,
 )
 
-from utils_data import load_folded_dataset, normalize_text, read_raw_file
+from utils_data import UserError, load_folded_dataset, normalize_text, read_raw_file, run_cli
 
 logger = logging.getLogger(__name__)
 
@@ -255,6 +255,10 @@ class TranslationArguments:
     )
     seed: int = field(default=42, metadata={"help": "Random seed (decoding is greedy or beam search: deterministic)."})
 
+    def __post_init__(self):
+        if self.batch_size < 1 or self.max_new_tokens < 1 or self.num_beams < 1:
+            raise UserError("--batch_size, --max_new_tokens and --num_beams must be >= 1")
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Input
@@ -263,7 +267,7 @@ class TranslationArguments:
 def load_input(data_args: DataArguments):
     """The dataset to translate, and what reading raw files found (blank lines, per file)."""
     if bool(data_args.dataset_name) == bool(data_args.raw_files):
-        raise ValueError("Give exactly one of --dataset_name (folded dataset) or --raw_files (raw files).")
+        raise UserError("Give exactly one of --dataset_name (folded dataset) or --raw_files (raw files).")
     if data_args.dataset_name:
         return load_folded_dataset(data_args.dataset_name), []
     splits, read_stats = {}, []
@@ -273,7 +277,7 @@ def load_input(data_args: DataArguments):
             path = entry
             name = re.sub(r"\W+", "_", os.path.splitext(os.path.basename(entry))[0])
         if name in splits:
-            raise ValueError(f"--raw_files: two files give the split name {name!r}; name them with SPLIT=PATH")
+            raise UserError(f"--raw_files: two files give the split name {name!r}; name them with SPLIT=PATH")
         # Validated like make_folds.py reads them; labels are not needed here, so they are not checked.
         frame, stats, _ = read_raw_file(path, labelled=False)
         splits[name] = datasets.Dataset.from_pandas(frame, preserve_index=False)
@@ -419,7 +423,7 @@ class Translator:
             if style == "auto":
                 style = "chat" if getattr(self.tokenizer, "chat_template", None) else "few_shot"
             if style == "chat" and not getattr(self.tokenizer, "chat_template", None):
-                raise ValueError(
+                raise UserError(
                     f"--prompt_style chat: the tokenizer of {model_args.model_name_or_path} has no chat template"
                 )
             self.prompt_style = style
@@ -431,7 +435,7 @@ class Translator:
             for item in model_args.language_codes:
                 lang, sep, code = item.partition("=")
                 if not sep or not lang.strip() or not code.strip():
-                    raise ValueError(f"--language_codes: {item!r} is not LANG=CODE")
+                    raise UserError(f"--language_codes: {item!r} is not LANG=CODE")
                 self.language_codes[language_key(lang)] = code.strip()
         # Only these backends see the source language; for the others one translation serves every language.
         self.uses_source_language = self.flavour in ("nllb", "m2m100", "causal")
@@ -466,7 +470,7 @@ class Translator:
             return
         unknown = sorted({lang for lang in languages if lang not in self.language_codes})
         if unknown:
-            raise ValueError(
+            raise UserError(
                 f"{self.flavour} needs a source-language code for every query; no code for language value(s) "
                 f"{unknown}. Add them with --language_codes LANG=CODE."
             )
@@ -590,9 +594,7 @@ def main(argv: Optional[list] = None) -> dict:
     else:
         model_args, data_args, tr_args = parser.parse_args_into_dataclasses(args=argv)
     if not data_args.output_dir and not data_args.push_to_hub and not tr_args.dry_run:
-        raise ValueError("Nothing would be written: give --output_dir and/or --push_to_hub.")
-    if tr_args.batch_size < 1 or tr_args.max_new_tokens < 1 or tr_args.num_beams < 1:
-        raise ValueError("--batch_size, --max_new_tokens and --num_beams must be >= 1")
+        raise UserError("Nothing would be written: give --output_dir and/or --push_to_hub.")
 
     # Without an accelerator, ask accelerate for CPU processes (gloo) so that a multi-process launch still works.
     state = PartialState(cpu=model_args.use_cpu or not torch.accelerator.is_available())
@@ -613,9 +615,9 @@ def main(argv: Optional[list] = None) -> dict:
     skip = {language_key(lang) for lang in data_args.source_languages_to_skip}
     for split, split_ds in dataset.items():
         if data_args.language_column not in split_ds.column_names:
-            raise ValueError(f"split {split!r} has no column {data_args.language_column!r} (--language_column)")
+            raise UserError(f"split {split!r} has no column {data_args.language_column!r} (--language_column)")
         if OUTPUT_COLUMN in split_ds.column_names and not data_args.overwrite_query_en:
-            raise ValueError(f"split {split!r} already has a {OUTPUT_COLUMN!r} column; pass --overwrite_query_en")
+            raise UserError(f"split {split!r} already has a {OUTPUT_COLUMN!r} column; pass --overwrite_query_en")
     logger.info("Input: %s", {split: len(ds) for split, ds in dataset.items()})
 
     # 3. Distinct translation units ----------------------------------------------------------------------------
@@ -631,7 +633,7 @@ def main(argv: Optional[list] = None) -> dict:
                 normalize_text(q, lowercase=data_args.lowercase) for q in split_ds[data_args.fallback_query_column]
             ]
         else:
-            raise ValueError(
+            raise UserError(
                 f"split {split!r} has neither {data_args.query_column!r} nor {data_args.fallback_query_column!r}"
             )
         languages = [language_key(lang) for lang in split_ds[data_args.language_column]]
@@ -804,5 +806,5 @@ def main(argv: Optional[list] = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)
     PartialState().destroy_process_group()

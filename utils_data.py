@@ -12,18 +12,29 @@ Raw-file policy (what `read_raw_file` / `read_raw_dataset` do):
 - A null/empty `origin_query` and a null/empty target are valid: the row is kept, the raw value stays as
   read (null stays null) and the model-facing column becomes `""`. Callers count them.
 - Fully blank lines in a JSON-lines file are ignored and counted.
+- A file that is not UTF-8 text (binary, or another encoding) is one error naming the file, line and byte offset.
+
+User errors (`UserError`: bad flags, bad input files) end a script with one line, `SCRIPT: error: MESSAGE`, and
+exit code 1 through `run_cli`; set RELEVANCE_DEBUG=1 to get the traceback instead.
 """
 
 import json
 import math
 import os
 import re
+import sys
 import unicodedata
 from dataclasses import dataclass, field
 
 import datasets
+import huggingface_hub
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from huggingface_hub import constants as hf_constants
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.file_download import repo_folder_name
+from huggingface_hub.utils import validate_repo_id
 
 TASKS = ("qc", "qi")
 TARGET_COLUMN = {"qc": "category_path", "qi": "item_title"}
@@ -42,18 +53,46 @@ _LEVEL_SPLIT = re.compile(r",(?=\S)")
 _WHITESPACE = re.compile(r"\s+")
 # Errors listed in one exception message; the rest are counted.
 _MAX_LISTED_ERRORS = 20
+DEBUG_VARIABLE = "RELEVANCE_DEBUG"
+
+
+class UserError(ValueError):
+    """A mistake in the flags or the input, not a bug: reported by `run_cli` as one line, without a traceback.
+
+    The message says what is wrong, where (file:line, field or flag) and what to do. A ValueError, so that callers
+    and tests that catch ValueError keep working.
+    """
+
+
+def run_cli(main, parse=None):
+    """Run a script's `main()` (or `main(*parse())`): a UserError ends it with `SCRIPT: error: MESSAGE` on stderr and
+    exit code 1 (argparse's own errors exit with 2), no traceback unless RELEVANCE_DEBUG=1. A ValueError from
+    `parse` is a bad flag too: TrainingArguments and trl's ModelConfig check theirs with ValueError."""
+    try:
+        if parse is None:
+            return main()
+        try:
+            args = parse()
+        except ValueError as err:
+            raise UserError(str(err)) from err
+        return main(*args)
+    except UserError as err:
+        if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
+            raise
+        print(f"{os.path.basename(sys.argv[0])}: error: {err}", file=sys.stderr)
+        sys.exit(1)
 
 
 def parse_tasks(task_arg: str) -> list:
     """The tasks named by a `--task` value: `qc`, `qi` or `qc,qi` (lowercase, in the given order)."""
     tasks = [t.strip().lower() for t in str(task_arg).split(",") if t.strip()]
     if not tasks:
-        raise ValueError("--task is empty; use qc, qi or qc,qi")
+        raise UserError("--task is empty; use qc, qi or qc,qi")
     for task in tasks:
         if task not in TASKS:
-            raise ValueError(f"unknown task {task!r} in --task {task_arg!r}; use qc, qi or qc,qi")
+            raise UserError(f"unknown task {task!r} in --task {task_arg!r}; use qc, qi or qc,qi")
     if len(set(tasks)) != len(tasks):
-        raise ValueError(f"--task {task_arg!r} names a task twice")
+        raise UserError(f"--task {task_arg!r} names a task twice")
     return tasks
 
 
@@ -110,7 +149,7 @@ def add_model_columns(df: pd.DataFrame, task: str, lowercase: bool = True) -> pd
     return df
 
 
-class DataValidationError(ValueError):
+class DataValidationError(UserError):
     """Bad input data; the message names the file, the line or row and the field."""
 
 
@@ -185,27 +224,48 @@ def infer_task(columns, task_values=()) -> str:
     )
 
 
+def text_lines(path: str):
+    """Yield (line number, text) of a UTF-8 text file; a byte that is not UTF-8, or a NUL (a binary file), is a
+    DataValidationError naming the file, the line and the byte offset."""
+    offset = 0
+    with open(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                bad, what = err.start, f"byte 0x{raw[err.start]:02x} is not UTF-8"
+            else:
+                bad, what = raw.find(b"\0"), "a NUL byte (binary data)"
+            if bad >= 0:
+                raise DataValidationError(
+                    f"{path}:{line_number}: {what} at byte offset {offset + bad}; is it a binary file or in another "
+                    "encoding? Give UTF-8 text"
+                )
+            # A byte-order mark at the start of a Windows-exported file is not part of line 1.
+            yield line_number, text.removeprefix("\ufeff") if line_number == 1 else text
+            offset += len(raw)
+
+
 def _read_json_lines(path: str):
     """Yield (location, record or RawIssue) for each non-blank line; returns the number of blank lines."""
     rows, blank = [], 0
-    # utf-8-sig: a byte-order mark at the start of a Windows-exported file is not part of line 1's JSON.
-    with open(path, encoding="utf-8-sig") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            location = f"{path}:{line_number}"
-            if not line.strip():
-                blank += 1
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                reason = f"malformed JSON ({err.msg} at column {err.colno})"
-                rows.append((location, RawIssue(location, "<line>", reason)))
-                continue
-            if not isinstance(record, dict):
-                reason = f"expected a JSON object, got {type(record).__name__}"
-                rows.append((location, RawIssue(location, "<line>", reason)))
-                continue
-            rows.append((location, record))
+    for line_number, line in text_lines(path):
+        location = f"{path}:{line_number}"
+        if not line.strip():
+            blank += 1
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            # Some messages end in "at" ("Unterminated string starting at"): the column completes them.
+            reason = f"malformed JSON ({err.msg.removesuffix(' at')} at column {err.colno})"
+            rows.append((location, RawIssue(location, "<line>", reason)))
+            continue
+        if not isinstance(record, dict):
+            reason = f"expected a JSON object, got {type(record).__name__}"
+            rows.append((location, RawIssue(location, "<line>", reason)))
+            continue
+        rows.append((location, record))
     return rows, blank
 
 
@@ -223,9 +283,17 @@ def _read_tabular(path: str):
         text_columns = {c: str for c in ("language", "task", "origin_query", "category_path", "item_title")}
         # Only an empty cell is null: "NA" or "null" can be a real query or product name.
         separator = "\t" if lower.endswith(".tsv") else ","
-        frame = pd.read_csv(path, sep=separator, dtype=text_columns, keep_default_na=False, na_values=[""])
+        try:
+            frame = pd.read_csv(path, sep=separator, dtype=text_columns, keep_default_na=False, na_values=[""])
+        except UnicodeDecodeError:
+            for _ in text_lines(path):  # raises, naming the line and byte offset
+                pass
+            raise
     else:
-        frame = pd.read_parquet(path)
+        try:
+            frame = pd.read_parquet(path)
+        except pa.ArrowInvalid as err:
+            raise DataValidationError(f"{path}: not a parquet file ({err}); give a .parquet file") from err
     return frame
 
 
@@ -290,12 +358,16 @@ def validate_rows(rows, source: str, task: str, labelled: bool, skip_invalid: bo
         else:
             issues.append(problem)
     if issues and not allow_skip:
-        listed = "\n  ".join(str(issue) for issue in issues[:_MAX_LISTED_ERRORS])
-        more = f"\n  ... and {len(issues) - _MAX_LISTED_ERRORS} more" if len(issues) > _MAX_LISTED_ERRORS else ""
-        hint = " (pass --skip_invalid to skip bad train rows and list them in the report)" if labelled else (
-            " (unlabelled/test rows are never skipped: every test row needs a prediction)"
+        hint = "pass --skip_invalid to skip bad train rows and list them in the report" if labelled else (
+            "unlabelled/test rows are never skipped: every test row needs a prediction"
         )
-        raise DataValidationError(f"{len(issues)} invalid row(s) in {source}{hint}:\n  {listed}{more}")
+        # The first line is the whole error for one bad row; more rows are listed on the next lines.
+        message = f"{issues[0]} ({hint})"
+        if len(issues) > 1:
+            listed = "\n  ".join(str(issue) for issue in issues[1:_MAX_LISTED_ERRORS])
+            more = f"\n  ... and {len(issues) - _MAX_LISTED_ERRORS} more" if len(issues) > _MAX_LISTED_ERRORS else ""
+            message = f"{len(issues)} invalid rows in {source}, the first: {message}; the others:\n  {listed}{more}"
+        raise DataValidationError(message)
     stats.skipped = issues
     stats.rows_kept = len(kept)
     if not kept:
@@ -413,6 +485,44 @@ def read_raw_dataset(name_or_path: str, split: str, task: str = None, labelled: 
     return read_raw_split(loaded[split], f"{name_or_path}[{split}]", task, labelled, skip_invalid)
 
 
+def _neither_folder_nor_hub_id(name) -> bool:
+    """A name that is no local folder and cannot be a Hub repo id: './x', '/x', 'x/y/z', '' (no Hub request)."""
+    if os.path.isdir(name):
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return True
+    return False
+
+
+def check_folder_or_hub_repo(name: str, flag: str, repo_type: str = "model") -> None:
+    """Fail fast, before any download or model load, unless `name` is a local folder or a repo the Hub has.
+
+    One request at most (`repo_exists`), and only for a name that can be a repo id; a Hub that cannot be reached
+    is one clear error too. With HF_HUB_OFFLINE=1, a repo downloaded before (in the Hub cache) passes.
+    """
+    if os.path.isdir(name):
+        return
+    if _neither_folder_nor_hub_id(name):
+        raise UserError(f"{flag} {name}: no such folder or Hub repo (no folder of that name here, and not a Hub "
+                        "repo id NAME or NAMESPACE/NAME); give an existing folder or a Hub repo id")
+    if hf_constants.HF_HUB_OFFLINE:
+        if os.path.isdir(os.path.join(hf_constants.HF_HUB_CACHE, repo_folder_name(repo_id=name, repo_type=repo_type))):
+            return  # the libraries load it from the cache
+        raise UserError(f"{flag} {name}: no such folder, and no cached copy of the Hub {repo_type} repo {name} "
+                        "(HF_HUB_OFFLINE is set); give an existing folder, or unset HF_HUB_OFFLINE to download it")
+    try:
+        found = huggingface_hub.repo_exists(name, repo_type=repo_type)
+    except Exception as err:  # the HTTP client's own errors (connection refused, timeout, offline mode): any of them
+        raise UserError(f"{flag} {name}: no such folder, and the Hub at {hf_constants.ENDPOINT} could not be asked "
+                        f"about a {repo_type} repo {name} ({type(err).__name__}: {str(err).splitlines()[0]}); give an "
+                        "existing folder, or check the network, HF_ENDPOINT and HF_HUB_OFFLINE") from err
+    if not found:
+        raise UserError(f"{flag} {name}: no such folder or Hub repo ({hf_constants.ENDPOINT} has no {repo_type} repo "
+                        f"{name}, or it is private and your token cannot read it); give an existing folder or repo")
+
+
 def load_folded_dataset(name_or_path: str, **kwargs) -> datasets.DatasetDict:
     """Load what make_folds.py (or run_translate.py) wrote: a save_to_disk folder, or a Hub dataset id."""
     if os.path.isdir(name_or_path) and (
@@ -421,6 +531,8 @@ def load_folded_dataset(name_or_path: str, **kwargs) -> datasets.DatasetDict:
     ):
         loaded = datasets.load_from_disk(name_or_path)
     else:
+        # A missing folder or repo is one clear error here, not datasets' retries and traceback.
+        check_folder_or_hub_repo(name_or_path, "--dataset_name", repo_type="dataset")
         loaded = datasets.load_dataset(name_or_path, **kwargs)
     if isinstance(loaded, datasets.Dataset):
         loaded = datasets.DatasetDict({"train": loaded})

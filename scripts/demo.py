@@ -165,6 +165,21 @@ def resolve(path: str) -> str:
     return path if os.path.isabs(path) else os.path.join(REPO_ROOT, path)
 
 
+def choose_threads(environ=os.environ) -> tuple:
+    """(threads per child process, why): DEMO_THREADS or OMP_NUM_THREADS when set, else the cores free now.
+
+    The demo runs one model at a time, where 2 threads beat 1 on an idle 2-core machine; with another busy process
+    on the second core, 2 threads made translation 3.8x slower than 1 (threads wait for each other). So: the cores
+    this process may use minus the 1-minute load average (processes already running), at least 1.
+    """
+    for name in ("DEMO_THREADS", "OMP_NUM_THREADS"):
+        if environ.get(name):
+            return int(environ[name]), f"{name}={environ[name]}"
+    cores, load = len(os.sched_getaffinity(0)), os.getloadavg()[0]
+    threads = max(1, cores - round(load))
+    return threads, f"{cores} core(s), 1-minute load average {load:.2f}: {threads} free (DEMO_THREADS=N to force)"
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Children: one process group each, so an interrupt reaches their own children (accelerate launch, ...) too
 # ----------------------------------------------------------------------------------------------------------------
@@ -226,6 +241,8 @@ def stop_children() -> None:
 def main(argv=None) -> str:
     logging.basicConfig(format="[demo] %(message)s", level=logging.INFO, stream=sys.stdout)
     (args,) = HfArgumentParser(DemoArguments).parse_args_into_dataclasses(args=argv)
+    threads, why = choose_threads()
+    logger.info("Threads per process: %d (%s)", threads, why)
     if args.hub not in ("local", "real"):
         raise ValueError(f"--hub / DEMO_HUB must be 'local' or 'real', got {args.hub!r}")
     with open(resolve(args.pipeline)) as f:
@@ -240,7 +257,7 @@ def main(argv=None) -> str:
     timings, started = [], time.time()
     meta = {"started_at": datetime.datetime.now().isoformat(timespec="seconds"), "hub": args.hub,
             "pipeline": args.pipeline, "output_dir": out, "cpu_count": os.cpu_count(),
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "overrides": args.set,
+            "omp_num_threads": threads, "threads_chosen_from": why, "overrides": args.set,
             "train_args": args.train_args, "status": "running"}
 
     def step(number, name, fn):
@@ -253,7 +270,7 @@ def main(argv=None) -> str:
         return result
 
     env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", "1")
+    env["OMP_NUM_THREADS"] = str(threads)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("DS_BUILD_OPS", "0")
     env["PYTHONUNBUFFERED"] = "1"

@@ -310,7 +310,9 @@ def section_timings(out: str) -> list:
     if demo:
         lines += [f"This invocation of scripts/demo.py: {fmt(demo.get('seconds'), 1)} s before the report, started "
                   f"{demo.get('started_at')}, {demo.get('cpu_count')} CPU cores, OMP_NUM_THREADS="
-                  f"{demo.get('omp_num_threads')}. Times on a shared machine vary from run to run.", ""]
+                  f"{demo.get('omp_num_threads')}"
+                  + (f" ({demo['threads_chosen_from']})" if demo.get("threads_chosen_from") else "")
+                  + ". Times on a shared machine vary from run to run.", ""]
     return lines
 
 

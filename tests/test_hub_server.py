@@ -292,3 +292,206 @@ def test_make_folds_push_to_hub_roundtrip(hub_server, tmp_path):
     assert "fold" in pulled["train"].column_names
     assert_same_dataset_dict(pulled, local)
     assert "fold_report.json" in HfApi().list_repo_files(repo_id, repo_type="dataset")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Confinement: whatever the names and bodies, the server stays inside its storage and answers 400/413, never 500.
+# These requests go through http.client, which sends the path as written (an HTTP client library would collapse
+# "..", and quote "%"), to a second server with 1 MiB bounds, started with the command-line flags.
+# ----------------------------------------------------------------------------------------------------------------
+BOUND = 2**20  # --max_body_mb 1 --max_lfs_mb 1
+
+
+@pytest.fixture(scope="module")
+def confined_hub(tmp_path_factory):
+    """(port, root): a server on root/storage holding user/ok, and beside the storage a planted file and a copy of
+    user/ok's folder (repo.json, commits): what a request escaping the storage would find and could read or delete."""
+    import shutil
+    from urllib.parse import urlparse
+
+    from tools.hub_server import LocalHub
+
+    root = tmp_path_factory.mktemp("confined")
+    hub = LocalHub(root / "storage", root / "server.log", server_args=["--max_body_mb", "1", "--max_lfs_mb", "1"])
+    url = hub.start()
+    try:
+        port = urlparse(url).port
+        assert request(port, "POST", "/api/repos/create", {"name": "ok"})[0] == 200
+        (root / "beside.txt").write_text("planted beside the storage")
+        shutil.copytree(root / "storage" / "repos" / "models" / "user" / "ok", root / "planted" / "ok")
+        yield port, root
+    finally:
+        hub.stop()
+
+
+def request(port, method, path, body=None, headers=None):
+    """(status, parsed JSON or raw bytes) of one request sent as written."""
+    import http.client
+
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        data = response.read()
+    finally:
+        connection.close()
+    try:
+        return response.status, json.loads(data)
+    except ValueError:
+        return response.status, data
+
+
+def outside_storage(root: Path) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and "storage" not in p.relative_to(root).parts[:1] and p.name != "server.log"}
+
+
+def bad_names(root: Path) -> dict:
+    """Name -> (as sent in a JSON body, as sent in a URL segment): absolute, '..', a way out to the planted folder,
+    encoded once and twice, and empty."""
+    from urllib.parse import quote
+
+    planted = str(root / "planted")
+    return {
+        "absolute": (planted, quote(planted, safe="")),
+        "dotdot": ("..", ".."),
+        "escape": ("../../../planted", quote("../../../planted", safe="")),
+        "encoded_slash": ("a%2Fb", "..%2F..%2F..%2Fplanted"),
+        "encoded_dots": ("%2e%2e", "%2e%2e"),
+        "double_encoded": ("%252e%252e", "%252e%252e"),
+        "empty": ("", ""),
+    }
+
+
+def confinement_cases(root: Path) -> list:
+    """(what, method, path, body) of requests that must each be refused with a 400."""
+    ok = "/api/models/user/ok"
+    cases = []
+    for label, (in_body, in_url) in bad_names(root).items():
+        # Names in a JSON body: create and delete (delete used to remove any folder holding a repo.json).
+        for field_name in ("organization", "name", "type"):
+            body = {"organization": "planted" if field_name != "organization" else in_body, "name": "ok",
+                    "type": "model"} | {field_name: in_body}
+            cases += [(f"create {field_name}={label}", "POST", "/api/repos/create", body),
+                      (f"delete {field_name}={label}", "DELETE", "/api/repos/delete", body)]
+        # The repo's namespace and name in the URL, on every route that takes them.
+        for ns, name in ((in_url, "ok"), ("user", in_url), (in_url, in_url)):
+            for prefix in (f"/api/models/{ns}/{name}", f"/api/datasets/{ns}/{name}"):
+                cases += [(f"{prefix} {label}", "GET", prefix + suffix, None) for suffix in
+                          ("", "/revision/main", "/tree/main", "/tree/main/x", "/refs", "/commits/main")]
+                cases += [(f"{prefix} {label}", "POST", prefix + suffix, {}) for suffix in
+                          ("/paths-info/main", "/preupload/main", "/commit/main", "/branch/b")]
+                cases.append((f"{prefix} {label}", "DELETE", prefix + "/branch/b", None))
+            for prefix in (f"/{ns}/{name}", f"/datasets/{ns}/{name}"):
+                cases += [(f"{prefix} lfs {label}", "POST", prefix + ".git/info/lfs/objects/batch",
+                           {"operation": "upload", "objects": []}),
+                          (f"{prefix} lfs put {label}", "PUT", prefix + ".git/info/lfs/objects/" + "0" * 64, b"x"),
+                          (f"{prefix} resolve {label}", "GET", prefix + "/resolve/main/config.json", None)]
+        # Revisions, branches and paths in the URL.
+        cases += [(f"rev {label}", "GET", f"{ok}/revision/{in_url}", None),
+                  (f"tree rev {label}", "GET", f"{ok}/tree/{in_url}", None),
+                  (f"commits {label}", "GET", f"{ok}/commits/{in_url}", None),
+                  (f"preupload rev {label}", "POST", f"{ok}/preupload/{in_url}", {}),
+                  (f"commit rev {label}", "POST", f"{ok}/commit/{in_url}", b""),
+                  (f"branch {label}", "POST", f"{ok}/branch/{in_url}", {}),
+                  (f"delete branch {label}", "DELETE", f"{ok}/branch/{in_url}", None),
+                  (f"tree path {label}", "GET", f"{ok}/tree/main/{in_url}", None),
+                  (f"resolve rev {label}", "GET", f"/user/ok/resolve/{in_url}/config.json", None),
+                  (f"resolve path {label}", "GET", f"/user/ok/resolve/main/{in_url}", None)]
+        # Revisions and paths in a body.
+        path_value = in_body if label != "encoded_slash" else "..%2Fx"
+        operations = {"file": {"path": path_value, "content": "aGk=", "encoding": "base64"},
+                      "lfsFile": {"path": path_value, "algo": "sha256", "oid": "0" * 64, "size": 1},
+                      "deletedFile": {"path": path_value}, "deletedFolder": {"path": path_value},
+                      "copyFile": {"path": "copy.txt", "srcPath": path_value}}
+        operations["copyFile srcRevision"] = {"path": "copy.txt", "srcPath": ".gitattributes", "srcRevision": in_body}
+        for key, value in operations.items():
+            ndjson = "\n".join(json.dumps(line) for line in [{"key": "header", "value": {"summary": "escape"}},
+                                                             {"key": key.split()[0], "value": value}])
+            cases.append((f"commit {key} {label}", "POST", f"{ok}/commit/main", ndjson))
+        cases += [(f"preupload path {label}", "POST", f"{ok}/preupload/main",
+                   {"files": [{"path": path_value, "sample": "", "size": 1}]}),
+                  (f"paths-info {label}", "POST", f"{ok}/paths-info/main", f"paths={in_url}".encode()),
+                  (f"branch startingPoint {label}", "POST", f"{ok}/branch/new-{label}", {"startingPoint": in_body})]
+    # Bodies that are not what the endpoint reads.
+    for body in (b"not json", b"\xff\xfe", b"[1, 2]", b'"text"', b"{"):
+        for path, method in (("/api/repos/create", "POST"), ("/api/repos/delete", "DELETE"),
+                             (f"{ok}/preupload/main", "POST"), (f"{ok}/branch/b", "POST"),
+                             ("/user/ok.git/info/lfs/objects/batch", "POST"), (f"{ok}/commit/main", "POST")):
+            cases.append((f"{path} body {body!r}", method, path, body))
+    cases += [("paths-info not UTF-8", "POST", f"{ok}/paths-info/main", b"paths=\xff"),
+              ("preupload files not a list", "POST", f"{ok}/preupload/main", {"files": "x"}),
+              ("preupload entry not an object", "POST", f"{ok}/preupload/main", {"files": [1]}),
+              ("preupload sample not base64", "POST", f"{ok}/preupload/main",
+               {"files": [{"path": "a", "sample": "!"}]}),
+              ("preupload size not an int", "POST", f"{ok}/preupload/main", {"files": [{"path": "a", "size": "1"}]}),
+              ("lfs objects not a list", "POST", "/user/ok.git/info/lfs/objects/batch", {"operation": "upload",
+                                                                                          "objects": 3}),
+              ("lfs object not an object", "POST", "/user/ok.git/info/lfs/objects/batch", {"operation": "upload",
+                                                                                            "objects": [[]]}),
+              ("create name not a string", "POST", "/api/repos/create", {"name": ["ok"]}),
+              ("delete type not a string", "DELETE", "/api/repos/delete", {"name": "ok", "type": ["model"]}),
+              ("commit line not an object", "POST", f"{ok}/commit/main", b'{"key": "header", "value": {}}\n[1]')]
+    return cases
+
+
+def test_no_request_escapes_the_storage(confined_hub):
+    port, root = confined_hub
+    before = outside_storage(root)
+    assert "beside.txt" in before and "planted/ok/repo.json" in before
+    sha = request(port, "GET", "/api/models/user/ok")[1]["sha"]
+    cases = confinement_cases(root)
+    assert len(cases) > 300
+    wrong = []
+    for what, method, path, body in cases:
+        status, answer = request(port, method, path, body)
+        if status != 400 or not isinstance(answer, dict) or "error" not in answer:
+            wrong.append(f"{what}: {method} {path} {body!r:.80} -> {status} {answer!r:.200}")
+    assert outside_storage(root) == before, "a request changed or deleted a file outside the storage"
+    assert not wrong, f"{len(wrong)} of {len(cases)} requests not refused with a 400 JSON error:\n" + "\n".join(wrong)
+    # The server is still up, its repo unchanged, and no refused upload left a file.
+    assert request(port, "GET", "/api/models/user/ok")[1]["sha"] == sha
+    assert not list((root / "storage" / "tmp").iterdir())
+    assert not list((root / "storage" / "objects").glob("00/*"))
+
+
+def test_oversized_bodies_are_refused_before_they_are_read(confined_hub):
+    import http.client
+
+    port, root = confined_hub
+    ok = "/api/models/user/ok"
+    endpoints = [("POST", "/api/repos/create"), ("DELETE", "/api/repos/delete"), ("POST", f"{ok}/preupload/main"),
+                 ("POST", f"{ok}/paths-info/main"), ("POST", f"{ok}/commit/main"), ("POST", f"{ok}/branch/big"),
+                 ("POST", "/user/ok.git/info/lfs/objects/batch"), ("PUT", "/user/ok.git/info/lfs/objects/" + "a" * 64)]
+    for method, path in endpoints:
+        # Only the headers are sent: the 413 must come from the declared length, without waiting for the bytes.
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.putrequest(method, path)
+        connection.putheader("Content-Length", str(BOUND + 1))
+        connection.endheaders()
+        response = connection.getresponse()
+        assert response.status == 413, (method, path, response.status, response.read())
+        assert "error" in json.loads(response.read())
+        connection.close()
+
+    # Chunked (no declared length), one byte over the bound: refused at the bound, nothing stored. The bytes hash
+    # to the oid, so without the bound this upload would be accepted.
+    data = b"\1" * (BOUND + 1)
+    oid = hashlib.sha256(data).hexdigest()
+    for method, path in [("PUT", f"/user/ok.git/info/lfs/objects/{oid}"), ("POST", f"{ok}/commit/main")]:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        chunks = (data[i:i + 65536] for i in range(0, len(data), 65536))
+        connection.request(method, path, body=chunks, encode_chunked=True)
+        response = connection.getresponse()
+        assert response.status == 413, (method, path, response.status, response.read())
+        connection.close()
+    assert not (root / "storage" / "objects" / oid[:2] / oid).exists()
+    assert not list((root / "storage" / "tmp").iterdir())
+
+    # The LFS batch API refuses an object announced over the bound, and accepts one at the bound.
+    status, answer = request(port, "POST", "/user/ok.git/info/lfs/objects/batch", {
+        "operation": "upload", "objects": [{"oid": oid, "size": BOUND + 1}, {"oid": "b" * 64, "size": BOUND}]})
+    assert status == 200
+    assert answer["objects"][0]["error"]["code"] == 413 and "actions" in answer["objects"][1]

@@ -23,6 +23,7 @@ from utils_data import (
     grouping_key,
     load_folded_dataset,
     read_raw_file,
+    run_cli,
     split_category_path,
 )
 
@@ -463,13 +464,14 @@ def test_help_documents_every_flag():
     assert "--no_lowercase" in result.stdout and "--no_hub_private" in result.stdout
 
 
-def test_cli_exits_nonzero_with_a_readable_error(tmp_path, monkeypatch, caplog):
+def test_cli_exits_nonzero_with_a_readable_error(tmp_path, monkeypatch, capsys):
     path = bad_file(tmp_path, "{not json")
     monkeypatch.setattr(sys, "argv", ["make_folds.py", "--train_file", path, "--output_dir", str(tmp_path / "o")])
+    monkeypatch.delenv("RELEVANCE_DEBUG", raising=False)
     with pytest.raises(SystemExit) as exit_info:
-        make_folds.cli()
+        run_cli(make_folds.main)
     assert exit_info.value.code == 1
-    assert f"{path}:3: field '<line>': malformed JSON" in caplog.text
+    assert f"make_folds.py: error: {path}:3: field '<line>': malformed JSON" in capsys.readouterr().err
 
 
 def test_unlabelled_read_keeps_and_checks_labels_when_present(tmp_path):

@@ -8,6 +8,11 @@ NDJSON commits, repo info / tree / paths-info / refs / commits listings and file
 byte ranges). It is deliberately small: any token is accepted and maps to one local user, there are no pull
 requests, tags or Xet storage, and revision names containing "/" are not supported.
 
+It never reads, writes or deletes outside --storage: every name a request brings (repo type, namespace, name,
+revision, branch, path in a repo; in the URL or in the body) goes through `check_name`, and every repo folder must
+resolve inside the storage. A bad name or body is a 400 with a JSON error, a body over --max_body_mb (LFS objects:
+--max_lfs_mb) a 413, checked on the declared length and again while streaming.
+
 Run it, then point the clients at it before any HF library is imported:
 
     python -m tools.hub_server --storage outputs/hub --port 8999
@@ -23,6 +28,8 @@ Storage, on disk under --storage, survives restarts:
 """
 
 import base64
+import binascii
+import functools
 import hashlib
 import json
 import logging
@@ -59,6 +66,11 @@ LFS_SUFFIXES = (".parquet", ".safetensors", ".bin", ".arrow", ".pt", ".pth", ".g
 LFS_MIN_SIZE = 10 * 1024 * 1024
 REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+# Request size bounds (MiB), so that no request can fill the memory or the disk. A commit carries its small
+# (non-LFS, < LFS_MIN_SIZE) files inline as base64; LFS objects are streamed to disk: the pipeline's largest is
+# a merged model's safetensors shard.
+MAX_BODY_MB = 64
+MAX_LFS_MB = 512
 
 
 class HubError(Exception):
@@ -90,12 +102,26 @@ def write_json_atomic(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def clean_repo_path(path: str) -> str:
-    """Refuse paths that could escape the repo or that git would not store."""
-    parts = PurePosixPath(path).parts
-    if not path or path.startswith("/") or any(p in ("", ".", "..", ".git") for p in parts):
-        raise HubError(400, f"Invalid path in repo: {path!r}")
-    return str(PurePosixPath(path))
+def check_name(value, what: str, allow_slash: bool = False) -> str:
+    """The one check of every name a request brings (repo kind or type, namespace, repo name, revision, branch,
+    path in a repo) before it reaches a folder or a lookup; anything else is a 400.
+
+    Refused: a non-string; empty; absolute; a "", ".", ".." or ".git" part; a backslash or NUL; a "%" (the server
+    decodes a URL once, so a "%" left is a second encoding, e.g. "%252F"); and "/" unless `allow_slash`. A single
+    name also follows the Hub's repo-name rule (letters, digits, "._-", no "..", not ending in ".git").
+    """
+    parts = value.split("/") if isinstance(value, str) else [""]
+    bad = any(part in ("", ".", "..", ".git") for part in parts) or any(c in value for c in "\\%\0")
+    if not bad and not allow_slash:
+        bad = not REPO_NAME.match(value) or ".." in value or value.endswith(".git")
+    if bad:
+        raise HubError(400, f"Invalid {what}: {value!r}")
+    return value
+
+
+def clean_repo_path(path) -> str:
+    """A file or folder path inside a repo: never one that could escape it or that git would not store."""
+    return check_name(path, "path in repo", allow_slash=True)
 
 
 class Storage:
@@ -133,7 +159,14 @@ class Storage:
 
     # repos
     def repo_dir(self, repo_type: str, repo_id: str) -> Path:
-        return self.root / "repos" / f"{repo_type}s" / repo_id
+        """Every repo folder comes from here: checked names, and a path that resolves inside the storage."""
+        namespace, _, name = repo_id.partition("/")
+        path = self.root / "repos" / f"{check_name(repo_type, 'repo type')}s" / check_name(namespace, "namespace")
+        path = path / check_name(name, "repo name")
+        # Defence in depth: the names are checked above, yet a symlink planted in the storage must not lead out.
+        if not path.resolve().is_relative_to(self.root.resolve()):
+            raise HubError(400, f"Invalid repo {repo_id!r}: outside the storage")
+        return path
 
     def load_repo(self, repo_type: str, repo_id: str) -> dict:
         path = self.repo_dir(repo_type, repo_id) / "repo.json"
@@ -153,7 +186,7 @@ class Storage:
 
     def resolve(self, repo: dict, revision: str) -> dict:
         """A branch name or a full commit id -> the commit."""
-        commit_id = repo["branches"].get(revision, revision)
+        commit_id = repo["branches"].get(check_name(revision, "revision", allow_slash=True), revision)
         if re.fullmatch(r"[0-9a-f]{40}", commit_id) and (
             self.repo_dir(repo["type"], repo["id"]) / "commits" / f"{commit_id}.json"
         ).is_file():
@@ -184,6 +217,13 @@ class ServerArguments:
     host: str = field(default="127.0.0.1", metadata={"help": "Interface to listen on."})
     port: int = field(default=8999, metadata={"help": "TCP port to listen on."})
     log_level: str = field(default="info", metadata={"help": "uvicorn log level; 'info' logs every request."})
+    max_body_mb: float = field(
+        default=MAX_BODY_MB,
+        metadata={"help": "Largest request body other than an LFS upload (JSON, NDJSON commits), in MiB; more: 413."},
+    )
+    max_lfs_mb: float = field(
+        default=MAX_LFS_MB, metadata={"help": "Largest LFS object accepted, in MiB; a larger upload gets 413."}
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -203,6 +243,77 @@ def repo_of(request: Request) -> tuple[str, str]:
     if kind not in KINDS:
         raise HubError(404, f"Unknown repo kind {kind!r}", "RepoNotFound")
     return KINDS[kind], f"{request.path_params['ns']}/{request.path_params['name']}"
+
+
+def repo_of_body(body: dict) -> tuple[str, str]:
+    """(repo_type, repo_id) from a repos/create or repos/delete body: an absent type or organization (null) is
+    the default, an empty or bad one a 400."""
+    repo_type = body.get("type")
+    repo_type = "model" if repo_type is None else check_name(repo_type, "repo type")
+    if repo_type not in URL_PREFIX:
+        raise HubError(400, f"Invalid repo type {repo_type!r}")
+    namespace = body.get("organization")
+    namespace = USER if namespace is None else namespace
+    return repo_type, f"{check_name(namespace, 'namespace')}/{check_name(body.get('name'), 'repo name')}"
+
+
+# Route parameters, checked for every route at once: (what a message calls it, whether it may hold a "/").
+PATH_PARAMS = {"kind": ("repo kind", False), "ns": ("namespace", False), "name": ("repo name", False),
+               "branch": ("branch", False), "oid": ("LFS oid", False), "rev": ("revision", True),
+               "path": ("path in repo", True)}
+
+
+def checked(endpoint):
+    """The endpoint, after check_name on each of its route parameters (400 before any lookup)."""
+
+    @functools.wraps(endpoint)
+    async def wrapper(request: Request):
+        for key, value in request.path_params.items():
+            # A folder path may end in "/" (tree listings); nothing else may.
+            check_name(value.rstrip("/") if key == "path" else value, *PATH_PARAMS[key])
+        return await endpoint(request)
+
+    return wrapper
+
+
+def check_declared_length(request: Request, limit: int) -> None:
+    """413 before reading a body whose Content-Length is over `limit` bytes (the readers bound the rest)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise HubError(413 if declared.isdigit() else 400, f"Request body of {declared} bytes; the limit is {limit}")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes (declared or streamed)."""
+    check_declared_length(request, limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HubError(413, f"Request body over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request) -> dict:
+    """A JSON object body (empty: {}); anything else is a 400, an oversized one a 413."""
+    body = await read_body(request, request.app.state.max_body)
+    if not body.strip():
+        return {}
+    try:
+        data = json.loads(body)
+    except ValueError as e:  # UnicodeDecodeError is a ValueError too
+        raise HubError(400, f"The request body is not JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise HubError(400, f"The request body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def typed(value, kind: type, what: str):
+    """A field of a request body, if of the expected type; else a 400 (never a TypeError, which would be a 500)."""
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise HubError(400, f"{what} must be a {kind.__name__}, got {type(value).__name__}")
+    return value
 
 
 def repo_url(request: Request, repo_type: str, repo_id: str) -> str:
@@ -259,15 +370,8 @@ async def agent_harnesses(request: Request):
 
 async def create_repo(request: Request):
     storage = storage_of(request)
-    body = await request.json()
-    repo_type = body.get("type") or "model"
-    if repo_type not in URL_PREFIX:
-        raise HubError(400, f"Invalid repo type {repo_type!r}")
-    name = body.get("name") or ""
-    namespace = body.get("organization") or USER
-    if not REPO_NAME.match(name) or not REPO_NAME.match(namespace) or name.endswith(".git"):
-        raise HubError(400, f"Invalid repo name {namespace}/{name}")
-    repo_id = f"{namespace}/{name}"
+    body = await read_json(request)
+    repo_type, repo_id = repo_of_body(body)
     url = repo_url(request, repo_type, repo_id)
     if (storage.repo_dir(repo_type, repo_id) / "repo.json").exists():
         return JSONResponse({"error": f"You already created this {repo_type} repo", "url": url}, status_code=409)
@@ -285,9 +389,7 @@ async def create_repo(request: Request):
 
 async def delete_repo(request: Request):
     storage = storage_of(request)
-    body = await request.json()
-    repo_type = body.get("type") or "model"
-    repo_id = f"{body.get('organization') or USER}/{body.get('name')}"
+    repo_type, repo_id = repo_of_body(await read_json(request))
     storage.load_repo(repo_type, repo_id)  # 404 if missing
     shutil.rmtree(storage.repo_dir(repo_type, repo_id))  # objects stay: they may be shared with other repos
     return JSONResponse({})
@@ -360,12 +462,15 @@ async def paths_info(request: Request):
     repo = storage.load_repo(repo_type, repo_id)
     commit = storage.resolve(repo, request.path_params["rev"])
     # The client sends a form (paths=a&paths=b&expand=False); parsed here to avoid needing python-multipart.
-    form = parse_qs((await request.body()).decode(), keep_blank_values=True)
+    try:
+        form = parse_qs((await read_body(request, request.app.state.max_body)).decode(), keep_blank_values=True)
+    except UnicodeDecodeError as e:
+        raise HubError(400, f"The request body is not a UTF-8 form: {e}") from e
     expand = form.get("expand", ["false"])[0].lower() in ("1", "true")
     files, folders = commit["files"], folders_of(commit["files"])
     out = []
     for path in form.get("paths", []):
-        path = path.strip("/")
+        path = clean_repo_path(path.rstrip("/"))
         if path in files:
             out.append(file_json(storage, repo, path, files[path], expand))
         elif path in folders:
@@ -398,14 +503,14 @@ async def list_commits(request: Request):
 
 
 async def create_branch(request: Request):
-    body = await request.json() if await request.body() else {}
+    body = await read_json(request)
     # Read the body before the repo: after the last await, nothing can change repo.json under this request.
     storage = storage_of(request)
     repo = storage.load_repo(*repo_of(request))
     branch = request.path_params["branch"]
     if branch in repo["branches"]:
         raise HubError(409, f"Reference refs/heads/{branch} already exists")
-    start = storage.resolve(repo, body.get("startingPoint") or "main")
+    start = storage.resolve(repo, body.get("startingPoint", "main"))
     repo["branches"][branch] = start["id"]
     storage.save_repo(repo)
     return JSONResponse({})
@@ -428,15 +533,19 @@ async def preupload(request: Request):
     storage = storage_of(request)
     repo = storage.load_repo(*repo_of(request))
     commit = storage.resolve(repo, request.path_params["rev"])
-    body = await request.json()
+    body = await read_json(request)
     answers = []
-    for item in body.get("files", []):
-        path = clean_repo_path(item["path"])
-        sample = base64.b64decode(item.get("sample", ""))
+    for item in typed(body.get("files", []), list, "files"):
+        path = clean_repo_path(typed(item, dict, "a files entry").get("path"))
+        try:
+            sample = base64.b64decode(typed(item.get("sample", ""), str, f"{path}: sample"), validate=True)
+        except binascii.Error as e:
+            raise HubError(400, f"{path}: sample is not base64: {e}") from e
+        size = typed(item.get("size", 0), int, f"{path}: size")
         existing = commit["files"].get(path)
         # The client skips a file whose remote oid equals its local one: sha256 for LFS files, git oid otherwise.
         oid = None if existing is None else (existing["sha256"] if existing["lfs"] else existing["oid"])
-        answers.append({"path": path, "uploadMode": "lfs" if is_lfs(path, item.get("size", 0), sample) else "regular",
+        answers.append({"path": path, "uploadMode": "lfs" if is_lfs(path, size, sample) else "regular",
                         "shouldIgnore": False, "oid": oid})
     return JSONResponse({"files": answers, "commitOid": commit["id"]})
 
@@ -445,15 +554,18 @@ async def lfs_batch(request: Request):
     storage = storage_of(request)
     repo_type, repo_id = repo_of(request)
     storage.load_repo(repo_type, repo_id)
-    body = await request.json()
+    body = await read_json(request)
     if body.get("operation") != "upload":
         raise HubError(400, "This local hub only implements LFS uploads; download files with /resolve")
-    objects = []
-    for obj in body.get("objects", []):
-        oid, size = obj.get("oid", ""), obj.get("size")
-        if not SHA256_HEX.match(oid) or not isinstance(size, int):
+    objects, limit = [], request.app.state.max_lfs
+    for obj in typed(body.get("objects", []), list, "objects"):
+        oid, size = typed(obj, dict, "an objects entry").get("oid", ""), obj.get("size")
+        if not isinstance(oid, str) or not SHA256_HEX.match(oid) or not isinstance(size, int):
             objects.append({"oid": str(oid), "size": size if isinstance(size, int) else 0,
                             "error": {"code": 422, "message": "oid must be a sha256 hex digest and size an int"}})
+        elif size > limit:
+            objects.append({"oid": oid, "size": size,
+                            "error": {"code": 413, "message": f"{size} bytes: this hub's limit is {limit}"}})
         elif storage.has_object(oid):
             objects.append({"oid": oid, "size": size})  # no actions: the client skips the upload
         else:
@@ -471,13 +583,17 @@ async def lfs_put(request: Request):
     oid = request.path_params["oid"]
     if not SHA256_HEX.match(oid):
         raise HubError(400, f"Invalid LFS oid {oid!r}")
+    limit = request.app.state.max_lfs
+    check_declared_length(request, limit)
     tmp, digest, size = storage.new_tmp_path(), hashlib.sha256(), 0
     try:
         with open(tmp, "wb") as f:
             async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:  # a chunked upload declares no length: stop at the bound, not at the end
+                    raise HubError(413, f"LFS object over the limit of {limit} bytes")
                 digest.update(chunk)
                 f.write(chunk)
-                size += len(chunk)
         if digest.hexdigest() != oid:
             raise HubError(400, f"LFS object rejected: sha256 of the {size} bytes received is "
                                 f"{digest.hexdigest()}, not {oid}")
@@ -512,7 +628,7 @@ def apply_operations(storage: Storage, repo: dict, parent: dict, lines: list) ->
         elif key == "copyFile":
             # Not sent by huggingface_hub 2.4 (it turns copies into file/lfsFile lines); accepted as
             # {"path", "srcPath", "srcRevision"?} for other clients.
-            source = storage.resolve(repo, value.get("srcRevision") or parent["id"])
+            source = storage.resolve(repo, value.get("srcRevision", parent["id"]))
             src_path = clean_repo_path(value.get("srcPath", ""))
             if src_path not in source["files"]:
                 raise HubError(404, f"Cannot copy {src_path}: no such file", "EntryNotFound")
@@ -536,7 +652,7 @@ def apply_operations(storage: Storage, repo: dict, parent: dict, lines: list) ->
 
 async def commit(request: Request):
     """Apply an NDJSON commit. Everything is checked before anything is written, so it lands whole or not at all."""
-    body = await request.body()
+    body = await read_body(request, request.app.state.max_body)
     # No await below this point: the event loop runs one request at a time, so the branch cannot move under us.
     storage = storage_of(request)
     repo_type, repo_id = repo_of(request)
@@ -600,11 +716,18 @@ async def hub_error(request: Request, exc: HubError):
 
 
 async def not_found(request: Request, exc: Exception):
-    logger.warning("no route for %s %s", request.method, request.url.path)
-    return JSONResponse({"error": f"Not found: {request.method} {request.url.path}"}, status_code=404)
+    # An encoded "/" or "." in a name ("..%2F..%2Fx", "%2e%2e") is decoded before routing, so such a URL often
+    # matches no route: say it is a bad name (400), as check_name does for the URLs that do match one.
+    path = request.url.path
+    raw = request.scope.get("raw_path", b"").lower()
+    bad_part = any(part in ("", ".", "..", ".git") for part in path.split("/")[1:])
+    if bad_part or any(encoded in raw for encoded in (b"%2f", b"%2e", b"%5c")):
+        return await hub_error(request, HubError(400, f"Invalid name in {path!r}"))
+    logger.warning("no route for %s %s", request.method, path)
+    return JSONResponse({"error": f"Not found: {request.method} {path}"}, status_code=404)
 
 
-def build_app(storage_dir: str) -> Starlette:
+def build_app(storage_dir: str, max_body_mb: float = MAX_BODY_MB, max_lfs_mb: float = MAX_LFS_MB) -> Starlette:
     repo = "/api/{kind}/{ns}/{name}"
     routes = [
         Route("/api/whoami-v2", whoami),
@@ -632,8 +755,11 @@ def build_app(storage_dir: str) -> Starlette:
             Route(prefix + ".git/info/lfs/objects/{oid}", lfs_put, methods=["PUT"]),
             Route(prefix + "/resolve/{rev}/{path:path}", resolve_file, methods=["GET", "HEAD"]),
         ]
+    routes = [Route(r.path, checked(r.endpoint), methods=r.methods) for r in routes]  # every route's names checked
     app = Starlette(routes=routes, exception_handlers={HubError: hub_error, 404: not_found})
+    app.router.redirect_slashes = False  # "/api/models//" is a bad name (400), not a redirect elsewhere
     app.state.storage = Storage(Path(storage_dir))
+    app.state.max_body, app.state.max_lfs = int(max_body_mb * 2**20), int(max_lfs_mb * 2**20)
     return app
 
 
@@ -668,8 +794,9 @@ class LocalHub:
     HF_ENDPOINT is read) a failed start raises with the end of the server's log.
     """
 
-    def __init__(self, storage, log_path, port: int | None = None):
+    def __init__(self, storage, log_path, port: int | None = None, server_args: tuple = ()):
         self.storage, self.log_path, self.port = str(storage), str(log_path), port
+        self.server_args = list(server_args)  # more `python -m tools.hub_server` flags, e.g. ("--max_body_mb", "1")
         self.process, self.url = None, None
 
     def start(self, timeout: float = 60.0) -> str:
@@ -680,7 +807,7 @@ class LocalHub:
             with open(self.log_path, "a") as log:
                 self.process = subprocess.Popen(
                     [sys.executable, "-m", "tools.hub_server", "--storage", self.storage, "--host", "127.0.0.1",
-                     "--port", str(port)],
+                     "--port", str(port), *self.server_args],
                     cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 )
             deadline = time.monotonic() + timeout
@@ -726,7 +853,7 @@ def main():
 
     (args,) = HfArgumentParser(ServerArguments).parse_args_into_dataclasses()
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    app = build_app(args.storage)
+    app = build_app(args.storage, args.max_body_mb, args.max_lfs_mb)
     url = f"http://{args.host}:{args.port}"
     logger.info("Local Hub server on %s (storage: %s)", url, os.path.abspath(args.storage))
     print(f"HF_ENDPOINT={url}", flush=True)

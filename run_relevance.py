@@ -578,6 +578,7 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
     tasks = parse_tasks(script_args.task)  # --task, --template, --fold and --init_adapter: checked in __post_init__
     if model_args.model_name_or_path is None:
         raise UserError("--model_name_or_path is required")
+    check_folder_or_hub_repo(model_args.model_name_or_path, "--model_name_or_path")  # before the data loads
     if not model_args.use_peft:
         raise UserError("run_relevance.py trains LoRA adapters: --use_peft must stay true")
     fold = script_args.fold

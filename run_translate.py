@@ -76,7 +76,7 @@ from transformers import (
     set_seed,
 )
 
-from utils_data import UserError, load_folded_dataset, normalize_text, read_raw_file, run_cli
+from utils_data import UserError, check_folder_or_hub_repo, load_folded_dataset, normalize_text, read_raw_file, run_cli
 
 logger = logging.getLogger(__name__)
 
@@ -595,6 +595,7 @@ def main(argv: Optional[list] = None) -> dict:
         model_args, data_args, tr_args = parser.parse_args_into_dataclasses(args=argv)
     if not data_args.output_dir and not data_args.push_to_hub and not tr_args.dry_run:
         raise UserError("Nothing would be written: give --output_dir and/or --push_to_hub.")
+    check_folder_or_hub_repo(model_args.model_name_or_path, "--model_name_or_path")  # before the data loads
 
     # Without an accelerator, ask accelerate for CPU processes (gloo) so that a multi-process launch still works.
     state = PartialState(cpu=model_args.use_cpu or not torch.accelerator.is_available())

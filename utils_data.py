@@ -504,6 +504,8 @@ def check_folder_or_hub_repo(name: str, flag: str, repo_type: str = "model") -> 
     """
     if os.path.isdir(name):
         return
+    if os.path.exists(name):
+        raise UserError(f"{flag} {name}: a file, not a folder; give the folder that holds it, or a Hub repo id")
     if _neither_folder_nor_hub_id(name):
         raise UserError(f"{flag} {name}: no such folder or Hub repo (no folder of that name here, and not a Hub "
                         "repo id NAME or NAMESPACE/NAME); give an existing folder or a Hub repo id")

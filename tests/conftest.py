@@ -7,6 +7,7 @@ reserved here.
 """
 
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -64,3 +65,9 @@ def hub_server_control(hub_server):
     yield _LOCAL_HUB
     if _LOCAL_HUB.process is None:  # a test that stopped it must not break the tests after it
         _LOCAL_HUB.start()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The session's folder (Hub storage and log, HF_HOME and its caches) goes with the session."""
+    _LOCAL_HUB.stop()  # already stopped by the fixture, unless the session was interrupted
+    shutil.rmtree(_SESSION_TMP, ignore_errors=True)

@@ -67,13 +67,14 @@ class UserError(ValueError):
 def run_cli(main, parse=None):
     """Run a script's `main()` (or `main(*parse())`): a UserError ends it with `SCRIPT: error: MESSAGE` on stderr and
     exit code 1 (argparse's own errors exit with 2), no traceback unless RELEVANCE_DEBUG=1. A ValueError from
-    `parse` is a bad flag too: TrainingArguments and trl's ModelConfig check theirs with ValueError."""
+    `parse` is a bad flag too (TrainingArguments and trl's ModelConfig check theirs with ValueError), and so is an
+    OSError (trl's parser reading a missing --config file)."""
     try:
         if parse is None:
             return main()
         try:
             args = parse()
-        except ValueError as err:
+        except (ValueError, OSError) as err:
             raise UserError(str(err)) from err
         return main(*args)
     except UserError as err:

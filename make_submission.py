@@ -5,7 +5,8 @@ What it does, per task (`--task qc`, `--task qi` or `--task qc,qi`):
 
 1. scores one split of a folded dataset (see docs/conventions.md; `--split test` by default) with one or
    several LoRA adapters (fold models: local folders or Hub ids) on one base model loaded once;
-2. averages the adapters' probabilities (optionally weighted by each fold's validation F1);
+2. averages the adapters' probabilities (optionally weighted by each fold's validation F1), and with
+   `--combiner stack|auto` blends that mean with a model of cheap pair features (docs/stacking.md);
 3. picks the decision threshold on the out-of-fold predictions written by training: a fixed 0.5, one global
    threshold, or one per language (falling back to the global one for languages that are absent or rare
    in the OOF rows); each choice is scored honestly by cross-fitting (thresholds fitted on the other folds,

@@ -57,21 +57,10 @@ FORBIDDEN_MODULES = ("datasets", "trl", "deepspeed")
 # hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads, sliding_window and
 # the linear RoPE scaling of the global layers).
 GEMMA3_12B_TEXT = dict(
-    vocab_size=262208,
-    hidden_size=3840,
-    intermediate_size=15360,
-    num_hidden_layers=48,
-    num_attention_heads=16,
-    num_key_value_heads=8,
-    head_dim=256,
-    hidden_activation="gelu_pytorch_tanh",
-    max_position_embeddings=131072,
-    rms_norm_eps=1e-6,
-    query_pre_attn_scalar=256,
-    sliding_window=1024,
-    sliding_window_pattern=6,  # 5 sliding-window layers, then 1 global layer
-    attn_logit_softcapping=None,
-    final_logit_softcapping=None,
+    vocab_size=262208, hidden_size=3840, intermediate_size=15360, num_hidden_layers=48, num_attention_heads=16,
+    num_key_value_heads=8, head_dim=256, hidden_activation="gelu_pytorch_tanh", max_position_embeddings=131072,
+    rms_norm_eps=1e-6, query_pre_attn_scalar=256, attn_logit_softcapping=None, final_logit_softcapping=None,
+    sliding_window=1024, sliding_window_pattern=6,  # 5 sliding-window layers, then 1 global layer
     rope_parameters={
         "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1_000_000.0},
         "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0},

@@ -8,7 +8,8 @@ export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: venv test demo folds clean-demo hub
 
-$(VENV)/.installed: requirements.txt requirements-test.txt
+# requirements-test.txt includes requirements-demo.txt, which includes requirements.txt: one install serves both.
+$(VENV)/.installed: requirements.txt requirements-demo.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-test.txt

@@ -124,8 +124,8 @@ def naive_scores(base_model, adapters, tokenizer, rows, args) -> np.ndarray:
 def fast_scores(base_model, adapters, tokenizer, rows, args, strategy):
     encoded = ms.encode_rows(tokenizer, args.task, rows["query"], rows["target"], None, args.template,
                              args.max_length, deduplicate=True)
-    probabilities, stats = ms.predict_probabilities(base_model, adapters, encoded, tokenizer.pad_token_id, strategy,
-                                                    args.max_tokens_per_batch, args.max_batch_size)
+    probabilities, stats = ms.score_adapters(base_model, adapters, encoded, tokenizer.pad_token_id, strategy,
+                                             args.max_tokens_per_batch, args.max_batch_size)
     return probabilities, stats
 
 

@@ -18,7 +18,6 @@
     python make_submission.py --check_only --submission_file submit_QC.txt --test_file test_QC.jsonl
 """
 
-import copy
 import glob
 import json
 import logging
@@ -127,10 +126,10 @@ class ModelArguments:
     adapter_strategy: str = field(
         default="merge",
         metadata={
-            "help": "'merge': per adapter, merge LoRA into a copy of the base (the faster one: 1.32x the naive "
-            "loop's rows per CPU-second on a tiny model vs 1.05x for swap; needs memory for a second copy of the "
-            "base). 'swap': one PEFT model, adapters switched with set_adapter (no copy, unmerged forward). "
-            "See benchmarks/inference_speed.py."
+            "help": "Both keep one copy of the base model whatever the number of adapters. 'merge': each adapter "
+            "in turn is merged into the base weights in place, scored, and unmerged. 'swap': adapters switched "
+            "with set_adapter, unmerged forward (slower: 0.82-1.13x the naive loop's rows per CPU-second against "
+            "1.05-1.17x for merge, tiny model on a loaded CPU, benchmarks/inference_speed.py)."
         },
     )
     dtype: str = field(
@@ -826,11 +825,16 @@ def load_base_model(model_name_or_path: str, settings: dict, dtype: str, attn_im
 
 
 class AdapterScorer:
-    """Runs a base model with one adapter at a time, by merging into a copy or by swapping adapters."""
+    """Runs the one base model with one adapter at a time; the base weights are never copied.
+
+    merge: the adapter's LoRA product is added into the base weights in place (peft `merge_adapter`), the rows go
+    through plain matmuls, and the product is subtracted again (`unmerge_adapter`) before the next adapter loads.
+    swap: the adapter stays unmerged (a LoRA matmul beside every targeted layer); the base weights are not touched.
+    """
 
     def __init__(self, base_model, strategy: str):
-        if strategy not in ("merge", "swap"):
-            raise UserError(f"unknown --adapter_strategy {strategy!r}; choose 'merge' or 'swap'")
+        if strategy not in ADAPTER_STRATEGIES:
+            raise ValueError(f"unknown adapter strategy {strategy!r}; choose from {ADAPTER_STRATEGIES}")
         self.base_model = base_model
         self.strategy = strategy
         self.peft_model = None
@@ -838,23 +842,36 @@ class AdapterScorer:
     def model_for(self, adapter: str, name: str):
         from peft import PeftModel
 
-        if self.strategy == "merge":
-            merged = PeftModel.from_pretrained(copy.deepcopy(self.base_model), adapter, adapter_name=name)
-            return merged.merge_and_unload().eval()
         if self.peft_model is None:
             self.peft_model = PeftModel.from_pretrained(self.base_model, adapter, adapter_name=name)
         else:
+            self._unmerge()  # the previous adapter out of the base weights first
             self.peft_model.load_adapter(adapter, adapter_name=name)
         self.peft_model.set_adapter(name)
         # Only the active adapter stays loaded: memory stays flat over many folds.
         for other in [n for n in self.peft_model.peft_config if n != name]:
             self.peft_model.delete_adapter(other)
+        if self.strategy == "merge":
+            self.peft_model.merge_adapter()
         return self.peft_model.eval()
 
+    def _unmerge(self):
+        # Subtracts the product that merge added: the base weights are back up to rounding (see --adapter_strategy).
+        if self.strategy == "merge":
+            self.peft_model.unmerge_adapter()
+
     def close(self):
-        """The base model without any adapter (swap wraps it in place)."""
+        """The base model as it came: unmerged, LoRA layers removed, its own score head back."""
+        from peft.utils import ModulesToSaveWrapper
+
         if self.peft_model is not None:
+            self._unmerge()
+            heads = {name: module.original_module for name, module in self.peft_model.base_model.model.named_modules()
+                     if isinstance(module, ModulesToSaveWrapper)}
             self.base_model = self.peft_model.unload()
+            # unload() leaves the last adapter's score head in place of the base's.
+            for name, module in heads.items():
+                self.base_model.set_submodule(name, module)
             self.peft_model = None
         return self.base_model
 
@@ -862,7 +879,7 @@ class AdapterScorer:
 def score_adapters(base_model, adapters: list, encoded: EncodedInputs, pad_token_id: int, strategy: str,
                    max_tokens_per_batch: int, max_batch_size: int, state: PartialState = None, names: list = None):
     """Per-row probability of each adapter, shape (rows, adapters), in the input row order, and scoring stats.
-    `base_model` comes back unchanged (swap removes its LoRA layers at the end).
+    `base_model` is never copied; it comes back without LoRA layers, its weights as before up to rounding (merge).
 
     Sequences are sorted by length and batched by token budget; with several processes each takes every
     num_processes-th batch and the results are gathered and put back by index, so every process ends with

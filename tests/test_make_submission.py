@@ -133,6 +133,38 @@ def test_ensemble_is_mean_of_single_adapters(tiny):
     np.testing.assert_allclose(only0[:, 0], _reference(tiny, a0, tokenizer, pairs), atol=1e-5)
 
 
+def test_merge_scores_in_place_on_one_base_copy(tiny, monkeypatch):
+    """--adapter_strategy merge: each adapter is merged into the one base model's weights, scored, unmerged."""
+    tokenizer, pairs, encoded = _encoded(tiny)
+    adapters = tiny["adapters_qc"]
+    base = _base(tiny)
+    before = {name: p.detach().clone() for name, p in base.named_parameters()}
+    by_storage = {p.data_ptr(): p.detach().clone() for p in base.parameters()}
+    scored_with = []
+    score_sequences = ms.score_sequences
+
+    def recording(model, *args, **kwargs):
+        # Everything but the adapter's own tensors (LoRA factors, its score head) must be the base's storage.
+        shared = [p for n, p in model.named_parameters() if "lora_" not in n and "modules_to_save" not in n]
+        storage = {p.data_ptr() for p in shared}
+        merged = storage <= set(by_storage) and any(not torch.equal(p, by_storage[p.data_ptr()]) for p in shared)
+        scored_with.append((storage, merged))
+        return score_sequences(model, *args, **kwargs)
+
+    monkeypatch.setattr(ms, "score_sequences", recording)
+    both, _ = ms.score_adapters(base, adapters, encoded, tokenizer.pad_token_id, "merge", 4096, 64)
+    # Each column equals its adapter's unmerged reference: the second adapter's scores do not see the first.
+    for column, adapter in enumerate(adapters):
+        np.testing.assert_allclose(both[:, column], _reference(tiny, adapter, tokenizer, pairs), atol=1e-5)
+    # One copy of the base: every adapter ran on the base's own tensors, merged into them in place.
+    assert len(scored_with) == len(adapters)
+    assert all(storage == set(by_storage) and merged for storage, merged in scored_with)
+    # Unmerged afterwards: the base comes back without LoRA layers, its weights as before up to rounding.
+    assert [name for name, _ in base.named_parameters()] == list(before)
+    for name, p in base.named_parameters():
+        torch.testing.assert_close(p, before[name], rtol=0, atol=1e-6)
+
+
 def test_row_order_and_deduplication(tiny):
     tokenizer, pairs, encoded = _encoded(tiny)
     adapter = tiny["adapters_qc"][0]

@@ -56,7 +56,6 @@ ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
 OOF_FILE = "oof_predictions.parquet"
 OOF_COLUMNS = ("id", "fold", "task", "language", "label", "probability")
 THRESHOLD_STRATEGIES = ("fixed", "global", "per_language")
-ADAPTER_STRATEGIES = ("merge", "swap")
 # Problems listed in one checker error; the rest are counted.
 _MAX_LISTED_PROBLEMS = 20
 
@@ -123,15 +122,6 @@ class ModelArguments:
             "(e.g. to point at a local copy of the same weights)."
         },
     )
-    adapter_strategy: str = field(
-        default="merge",
-        metadata={
-            "help": "Both keep one copy of the base model whatever the number of adapters. 'merge': each adapter "
-            "in turn is merged into the base weights in place, scored, and unmerged. 'swap': adapters switched "
-            "with set_adapter, unmerged forward (slower: 0.82-1.13x the naive loop's rows per CPU-second against "
-            "1.05-1.17x for merge, tiny model on a loaded CPU, benchmarks/inference_speed.py)."
-        },
-    )
     dtype: str = field(
         default="auto",
         metadata={"help": "'auto' (bfloat16 on GPU, float32 on CPU), 'bfloat16', 'float16' or 'float32'."},
@@ -148,10 +138,6 @@ class ModelArguments:
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Allow custom modelling code from the Hub. Off unless you trust the repo."}
     )
-
-    def __post_init__(self):
-        if self.adapter_strategy not in ADAPTER_STRATEGIES:
-            raise UserError(f"unknown --adapter_strategy {self.adapter_strategy!r}; choose 'merge' or 'swap'")
 
 
 @dataclass
@@ -827,16 +813,13 @@ def load_base_model(model_name_or_path: str, settings: dict, dtype: str, attn_im
 class AdapterScorer:
     """Runs the one base model with one adapter at a time; the base weights are never copied.
 
-    merge: the adapter's LoRA product is added into the base weights in place (peft `merge_adapter`), the rows go
-    through plain matmuls, and the product is subtracted again (`unmerge_adapter`) before the next adapter loads.
-    swap: the adapter stays unmerged (a LoRA matmul beside every targeted layer); the base weights are not touched.
+    Each adapter's LoRA product is added into the base weights in place (peft `merge_adapter`), so the rows go
+    through plain matmuls, and subtracted again (`unmerge_adapter`) before the next adapter loads. Same speed as
+    merging into a copy of the base (benchmarks/inference_speed.py), without the second copy (docs/scaling.md).
     """
 
-    def __init__(self, base_model, strategy: str):
-        if strategy not in ADAPTER_STRATEGIES:
-            raise ValueError(f"unknown adapter strategy {strategy!r}; choose from {ADAPTER_STRATEGIES}")
+    def __init__(self, base_model):
         self.base_model = base_model
-        self.strategy = strategy
         self.peft_model = None
 
     def model_for(self, adapter: str, name: str):
@@ -845,27 +828,22 @@ class AdapterScorer:
         if self.peft_model is None:
             self.peft_model = PeftModel.from_pretrained(self.base_model, adapter, adapter_name=name)
         else:
-            self._unmerge()  # the previous adapter out of the base weights first
+            # The previous adapter out of the base weights first (back up to rounding: docs/scaling.md).
+            self.peft_model.unmerge_adapter()
             self.peft_model.load_adapter(adapter, adapter_name=name)
         self.peft_model.set_adapter(name)
         # Only the active adapter stays loaded: memory stays flat over many folds.
         for other in [n for n in self.peft_model.peft_config if n != name]:
             self.peft_model.delete_adapter(other)
-        if self.strategy == "merge":
-            self.peft_model.merge_adapter()
+        self.peft_model.merge_adapter()
         return self.peft_model.eval()
-
-    def _unmerge(self):
-        # Subtracts the product that merge added: the base weights are back up to rounding (see --adapter_strategy).
-        if self.strategy == "merge":
-            self.peft_model.unmerge_adapter()
 
     def close(self):
         """The base model as it came: unmerged, LoRA layers removed, its own score head back."""
         from peft.utils import ModulesToSaveWrapper
 
         if self.peft_model is not None:
-            self._unmerge()
+            self.peft_model.unmerge_adapter()
             heads = {name: module.original_module for name, module in self.peft_model.base_model.model.named_modules()
                      if isinstance(module, ModulesToSaveWrapper)}
             self.base_model = self.peft_model.unload()
@@ -876,10 +854,10 @@ class AdapterScorer:
         return self.base_model
 
 
-def score_adapters(base_model, adapters: list, encoded: EncodedInputs, pad_token_id: int, strategy: str,
-                   max_tokens_per_batch: int, max_batch_size: int, state: PartialState = None, names: list = None):
+def score_adapters(base_model, adapters: list, encoded: EncodedInputs, pad_token_id: int, max_tokens_per_batch: int,
+                   max_batch_size: int, state: PartialState = None, names: list = None):
     """Per-row probability of each adapter, shape (rows, adapters), in the input row order, and scoring stats.
-    `base_model` is never copied; it comes back without LoRA layers, its weights as before up to rounding (merge).
+    `base_model` is never copied; it comes back without LoRA layers, its weights as before up to rounding.
 
     Sequences are sorted by length and batched by token budget; with several processes each takes every
     num_processes-th batch and the results are gathered and put back by index, so every process ends with
@@ -890,10 +868,10 @@ def score_adapters(base_model, adapters: list, encoded: EncodedInputs, pad_token
     lengths = [len(sequence) for sequence in encoded.input_ids]
     batches = length_batches(lengths, max_tokens_per_batch, max_batch_size)
     local_batches = batches[state.process_index :: state.num_processes]
-    scorer = AdapterScorer(base_model, strategy)
+    scorer = AdapterScorer(base_model)
     per_unique = np.full((encoded.num_unique, len(adapters)), np.nan)
     stats = {"rows": len(encoded.row_to_unique), "distinct_inputs": encoded.num_unique, "batches": len(batches),
-             "processes": state.num_processes, "strategy": strategy, "sequences_scored": 0, "seconds": {}}
+             "processes": state.num_processes, "sequences_scored": 0, "seconds": {}}
     for column, (adapter, name) in enumerate(zip(adapters, names)):
         start = time.perf_counter()
         model = scorer.model_for(adapter, name)
@@ -1136,8 +1114,8 @@ def main(argv=None):
         # 5. Score with every adapter and average.
         start = time.perf_counter()
         per_adapter, stats = score_adapters(
-            base_model, adapters, encoded, tokenizer.pad_token_id, model_args.adapter_strategy,
-            pred_args.max_tokens_per_batch, pred_args.max_batch_size, state, names,
+            base_model, adapters, encoded, tokenizer.pad_token_id, pred_args.max_tokens_per_batch,
+            pred_args.max_batch_size, state, names,
         )
         elapsed = time.perf_counter() - start
         mean_probability = ensemble_probabilities(per_adapter)

@@ -1,21 +1,5 @@
 #!/usr/bin/env python
-"""Turn trained relevance adapters into a checked competition submission.
-
-What it does, per task (`--task qc`, `--task qi` or `--task qc,qi`):
-
-1. scores one split of a folded dataset (see docs/conventions.md; `--split test` by default) with one or
-   several LoRA adapters (fold models: local folders or Hub ids) on one base model loaded once;
-2. averages the adapters' probabilities (optionally weighted by each fold's validation F1), and with
-   `--combiner stack|auto` blends that mean with a model of cheap pair features (docs/stacking.md);
-3. picks the decision threshold on the out-of-fold predictions written by training: a fixed 0.5, one global
-   threshold, or one per language (falling back to the global one for languages that are absent or rare
-   in the OOF rows); each choice is scored honestly by cross-fitting (thresholds fitted on the other folds,
-   evaluated on the held-out fold) and `--threshold_strategy auto` keeps the best of the three;
-4. writes `predictions_{task}.parquet` (one probability column per adapter + the mean), `thresholds_{task}.json`,
-   the competition file `submit_QC.txt` / `submit_QI.txt` and `submit.zip`, and checks every file it writes
-   against the test rows before reporting success.
-
-Examples:
+"""Turn trained relevance adapters into a checked competition submission (README step 4, docs/stacking.md).
 
     # one task, every fold's adapter, thresholds tuned on the folds' OOF predictions
     python make_submission.py --task qc --dataset_name outputs/folds_qc \
@@ -25,16 +9,15 @@ Examples:
     python make_submission.py --task qc,qi --dataset_name "outputs/folds_{task}" \
         --adapters "outputs/{task}/fold*" --output_dir outputs/submission
 
-    # several processes: rows are sharded and gathered back in their original order. On GPUs:
+    # several processes: rows are sharded and gathered back in their original order
     accelerate launch --num_processes 2 make_submission.py ...
-    # on a machine without GPU (torchrun-style launch; `accelerate launch --cpu` starts one process only):
+    # without a GPU (`accelerate launch --cpu` would start one process only)
     accelerate launch --multi_gpu --num_processes 2 make_submission.py ...
 
     # check an existing submission file against its test file, nothing else
     python make_submission.py --check_only --submission_file submit_QC.txt --test_file test_QC.jsonl
 """
 
-import copy
 import glob
 import json
 import logging
@@ -71,7 +54,6 @@ SUBMISSION_FILE = {"qc": "submit_QC.txt", "qi": "submit_QI.txt"}
 ZIP_FILE = "submit.zip"
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
 OOF_FILE = "oof_predictions.parquet"
-METRICS_FILE = "metrics.json"
 OOF_COLUMNS = ("id", "fold", "task", "language", "label", "probability")
 THRESHOLD_STRATEGIES = ("fixed", "global", "per_language")
 # Problems listed in one checker error; the rest are counted.
@@ -140,15 +122,6 @@ class ModelArguments:
             "(e.g. to point at a local copy of the same weights)."
         },
     )
-    adapter_strategy: str = field(
-        default="merge",
-        metadata={
-            "help": "'merge': per adapter, merge LoRA into a copy of the base (the faster one: 1.32x the naive "
-            "loop's rows per CPU-second on a tiny model vs 1.05x for swap; needs memory for a second copy of the "
-            "base). 'swap': one PEFT model, adapters switched with set_adapter (no copy, unmerged forward). "
-            "See benchmarks/inference_speed.py."
-        },
-    )
     dtype: str = field(
         default="auto",
         metadata={"help": "'auto' (bfloat16 on GPU, float32 on CPU), 'bfloat16', 'float16' or 'float32'."},
@@ -164,17 +137,6 @@ class ModelArguments:
     )
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Allow custom modelling code from the Hub. Off unless you trust the repo."}
-    )
-    ensemble_weighting: str = field(
-        default="uniform",
-        metadata={
-            "help": "'uniform': plain mean of the adapters' probabilities. 'metric': weighted by each adapter's "
-            "validation metric (`--weight_metric` in the metrics.json beside it)."
-        },
-    )
-    weight_metric: str = field(
-        default="eval.f1",
-        metadata={"help": "Key of metrics.json for --ensemble_weighting metric; dots go into nested objects."},
     )
 
 
@@ -247,6 +209,12 @@ class PredictionArguments:
     submission_file: Optional[str] = field(
         default=None, metadata={"help": "Submission to check with --check_only. May contain '{task}'."}
     )
+
+    def __post_init__(self):
+        if self.threshold_strategy not in THRESHOLD_STRATEGIES + ("auto",):
+            raise UserError(
+                f"--threshold_strategy {self.threshold_strategy!r}: choose auto, fixed, global or per_language"
+            )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -708,19 +676,21 @@ def check_adapter_head(adapter: str, num_labels: int) -> None:
 
 def read_adapter_settings(adapters: list, task: str) -> dict:
     """relevance_config.json of the first adapter, after checking the others agree and all were trained on `task`."""
+    def shared(settings: dict) -> dict:
+        # What one ensemble must share: modeling_relevance.SHARED_SETTINGS plus this task's use of translation.
+        return {**{key: settings.get(key) for key in mr.SHARED_SETTINGS},
+                "use_translation": (settings.get("use_translation") or {}).get(task)}
+
     all_settings = [mr.read_settings(adapter) for adapter in adapters]
-    first = all_settings[0]
+    expected = shared(all_settings[0])
     for adapter, settings in zip(adapters, all_settings):
         if task not in settings.get("tasks", []):
             raise UserError(f"{adapter} was trained on task(s) {settings.get('tasks')}, not {task}")
-        keys = mr.SHARED_SETTINGS + ("use_translation",)
-        values = {k: settings.get(k) if k != "use_translation" else (settings.get(k) or {}).get(task) for k in keys}
-        expected = {k: first.get(k) if k != "use_translation" else (first.get(k) or {}).get(task) for k in keys}
-        for key in keys:
-            if values[key] != expected[key]:
-                raise UserError(f"{adapter} was trained with {key}={values[key]!r} but {adapters[0]} with "
+        for key, value in shared(settings).items():
+            if value != expected[key]:
+                raise UserError(f"{adapter} was trained with {key}={value!r} but {adapters[0]} with "
                                 f"{expected[key]!r}; they cannot be scored as one ensemble")
-    return first
+    return all_settings[0]
 
 
 def adapter_names(adapters: list) -> list:
@@ -736,40 +706,9 @@ def adapter_names(adapters: list) -> list:
     return names
 
 
-def _nested(metrics: dict, key: str):
-    value = metrics
-    for part in key.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
-def ensemble_weights(adapters: list, weighting: str, metric: str) -> np.ndarray:
-    """Uniform weights, or each adapter's validation metric from the metrics.json beside it."""
-    if weighting == "uniform":
-        return np.full(len(adapters), 1.0 / len(adapters))
-    if weighting != "metric":
-        raise UserError(f"unknown --ensemble_weighting {weighting!r}; choose 'uniform' or 'metric'")
-    weights = []
-    for adapter in adapters:
-        path = adapter_file(adapter, METRICS_FILE)
-        if path is None:
-            raise UserError(f"{adapter}: no {METRICS_FILE} for --ensemble_weighting metric")
-        with open(path, encoding="utf-8") as f:
-            value = _nested(json.load(f), metric)
-        if not isinstance(value, (int, float)):
-            raise UserError(f"{path}: no number at {metric!r} (a fold trained with --fold -1 has no validation)")
-        weights.append(float(value))
-    weights = np.asarray(weights)
-    if (weights <= 0).any():
-        raise UserError(f"--weight_metric {metric} must be positive to weight adapters, got {weights.tolist()}")
-    return weights / weights.sum()
-
-
-def ensemble_probabilities(per_adapter: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted mean over adapters of a (rows, adapters) probability matrix."""
-    return per_adapter @ (np.asarray(weights, dtype=np.float64) / np.sum(weights))
+def ensemble_probabilities(per_adapter: np.ndarray) -> np.ndarray:
+    """Mean over adapters of a (rows, adapters) probability matrix."""
+    return per_adapter.mean(axis=1)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -872,44 +811,53 @@ def load_base_model(model_name_or_path: str, settings: dict, dtype: str, attn_im
 
 
 class AdapterScorer:
-    """Runs a base model with one adapter at a time, by merging into a copy or by swapping adapters."""
+    """Runs the one base model with one adapter at a time; the base weights are never copied.
 
-    def __init__(self, base_model, strategy: str):
-        if strategy not in ("merge", "swap"):
-            raise UserError(f"unknown --adapter_strategy {strategy!r}; choose 'merge' or 'swap'")
+    Each adapter's LoRA product is added into the base weights in place (peft `merge_adapter`), so the rows go
+    through plain matmuls, and subtracted again (`unmerge_adapter`) before the next adapter loads. Same speed as
+    merging into a copy of the base (benchmarks/inference_speed.py), without the second copy (docs/scaling.md).
+    """
+
+    def __init__(self, base_model):
         self.base_model = base_model
-        self.strategy = strategy
         self.peft_model = None
 
     def model_for(self, adapter: str, name: str):
         from peft import PeftModel
 
-        if self.strategy == "merge":
-            merged = PeftModel.from_pretrained(copy.deepcopy(self.base_model), adapter, adapter_name=name)
-            return merged.merge_and_unload().eval()
         if self.peft_model is None:
             self.peft_model = PeftModel.from_pretrained(self.base_model, adapter, adapter_name=name)
         else:
+            # The previous adapter out of the base weights first (back up to rounding: docs/scaling.md).
+            self.peft_model.unmerge_adapter()
             self.peft_model.load_adapter(adapter, adapter_name=name)
         self.peft_model.set_adapter(name)
         # Only the active adapter stays loaded: memory stays flat over many folds.
         for other in [n for n in self.peft_model.peft_config if n != name]:
             self.peft_model.delete_adapter(other)
+        self.peft_model.merge_adapter()
         return self.peft_model.eval()
 
     def close(self):
-        """The base model without any adapter (swap wraps it in place)."""
+        """The base model as it came: unmerged, LoRA layers removed, its own score head back."""
+        from peft.utils import ModulesToSaveWrapper
+
         if self.peft_model is not None:
+            self.peft_model.unmerge_adapter()
+            heads = {name: module.original_module for name, module in self.peft_model.base_model.model.named_modules()
+                     if isinstance(module, ModulesToSaveWrapper)}
             self.base_model = self.peft_model.unload()
+            # unload() leaves the last adapter's score head in place of the base's.
+            for name, module in heads.items():
+                self.base_model.set_submodule(name, module)
             self.peft_model = None
         return self.base_model
 
 
-def predict_probabilities(base_model, adapters: list, encoded: EncodedInputs, pad_token_id: int, strategy: str,
-                          max_tokens_per_batch: int, max_batch_size: int, state: PartialState = None,
-                          names: list = None):
+def score_adapters(base_model, adapters: list, encoded: EncodedInputs, pad_token_id: int, max_tokens_per_batch: int,
+                   max_batch_size: int, state: PartialState = None, names: list = None):
     """Per-row probability of each adapter, shape (rows, adapters), in the input row order, and scoring stats.
-    `base_model` comes back unchanged (swap removes its LoRA layers at the end).
+    `base_model` is never copied; it comes back without LoRA layers, its weights as before up to rounding.
 
     Sequences are sorted by length and batched by token budget; with several processes each takes every
     num_processes-th batch and the results are gathered and put back by index, so every process ends with
@@ -920,10 +868,10 @@ def predict_probabilities(base_model, adapters: list, encoded: EncodedInputs, pa
     lengths = [len(sequence) for sequence in encoded.input_ids]
     batches = length_batches(lengths, max_tokens_per_batch, max_batch_size)
     local_batches = batches[state.process_index :: state.num_processes]
-    scorer = AdapterScorer(base_model, strategy)
+    scorer = AdapterScorer(base_model)
     per_unique = np.full((encoded.num_unique, len(adapters)), np.nan)
     stats = {"rows": len(encoded.row_to_unique), "distinct_inputs": encoded.num_unique, "batches": len(batches),
-             "processes": state.num_processes, "strategy": strategy, "sequences_scored": 0, "seconds": {}}
+             "processes": state.num_processes, "sequences_scored": 0, "seconds": {}}
     for column, (adapter, name) in enumerate(zip(adapters, names)):
         start = time.perf_counter()
         model = scorer.model_for(adapter, name)
@@ -985,7 +933,145 @@ def run_check_only(data_args: DataArguments, pred_args: PredictionArguments) -> 
     return summaries
 
 
+def plan_adapters(task: str, model_args: ModelArguments) -> dict:
+    """The adapters of one task, checked: they exist, agree on their training settings and carry a score head."""
+    adapters = expand_paths(model_args.adapters, task)
+    if not adapters:
+        raise UserError(f"--adapters {model_args.adapters!r} gives no adapter for task {task}")
+    for adapter in adapters:
+        utils_data.check_folder_or_hub_repo(adapter, "--adapters")
+    settings = read_adapter_settings(adapters, task)
+    for adapter in adapters:
+        check_adapter_head(adapter, settings["num_labels"])
+    base = model_args.model_name_or_path or settings["base_model_name_or_path"]
+    logger.info("Task %s: %d adapter(s) on %s (template %s, max_length %s)", task, len(adapters), base,
+                settings["template"], settings["max_length"])
+    return {"adapters": adapters, "names": adapter_names(adapters), "settings": settings, "base": base}
+
+
+def load_tokenizer(plan: dict, trust_remote_code: bool):
+    """The tokenizer training saved beside the first adapter, else the base model's."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(plan["adapters"][0], trust_remote_code=trust_remote_code)
+    except (OSError, ValueError):
+        logger.info("No tokenizer beside %s; using the base model's", plan["adapters"][0])
+        tokenizer = AutoTokenizer.from_pretrained(plan["base"], trust_remote_code=trust_remote_code)
+    mr.prepare_tokenizer(tokenizer)
+    return tokenizer
+
+
+def load_split(task: str, data_args: DataArguments) -> tuple:
+    """(dataset name, the whole folded dataset, the split to score, cut to --max_samples)."""
+    dataset_name = data_args.dataset_name.replace("{task}", task)
+    dataset = utils_data.load_folded_dataset(
+        dataset_name, **({"name": data_args.dataset_config_name} if data_args.dataset_config_name else {})
+    )
+    if data_args.split not in dataset:
+        raise UserError(f"{dataset_name}: no split {data_args.split!r} (splits: {list(dataset)})")
+    split = dataset[data_args.split]
+    if data_args.max_samples is not None:
+        split = split.select(range(min(data_args.max_samples, len(split))))
+    return dataset_name, dataset, split
+
+
+def encode_split(tokenizer, task: str, split, dataset_name: str, settings: dict, data_args: DataArguments,
+                 model_args: ModelArguments, deduplicate: bool) -> EncodedInputs:
+    """Tokenise the split as the adapters were trained (template, max_length, translation), identical inputs once."""
+    trained_with = bool((settings.get("use_translation") or {}).get(task, False))
+    use_translation = trained_with if data_args.use_translation is None else data_args.use_translation
+    if use_translation != trained_with:
+        logger.warning("Task %s: --use_translation %s but the adapters were trained with %s", task,
+                       use_translation, trained_with)
+    if use_translation and "query_en" not in split.column_names:
+        raise UserError(f"{dataset_name}[{data_args.split}] has no query_en column, which the adapters were "
+                        "trained with: run run_translate.py on it (or pass --use_translation false)")
+    max_length = model_args.max_length or settings["max_length"]
+    encoded = encode_rows(tokenizer, task, split["query"], split["target"],
+                          split["query_en"] if use_translation else None, settings["template"], max_length,
+                          deduplicate)
+    logger.info("Task %s: %d rows of %s[%s], %d distinct model inputs, translation %s; target cut to fit "
+                "%d tokens in %d inputs, query alone too long in %d", task, split.num_rows, dataset_name,
+                data_args.split, encoded.num_unique, "on" if use_translation else "off", max_length,
+                encoded.target_truncated, encoded.query_too_long)
+    return encoded
+
+
+def combine(task: str, probability: np.ndarray, oof, dataset, dataset_name: str, split,
+            pred_args: PredictionArguments) -> tuple:
+    """The final probability and the thresholds report: mean, or stacked with the features model (--combiner)."""
+    report = choose_thresholds(oof, pred_args)
+    if pred_args.combiner == "mean":
+        return probability, report
+    if oof is None:
+        raise UserError(f"--combiner {pred_args.combiner} needs OOF predictions (--oof_files)")
+    if pred_args.oof_split not in dataset:
+        raise UserError(f"--oof_split: {dataset_name} has no split {pred_args.oof_split!r}; "
+                        f"splits: {list(dataset)}")
+    scores_by_id, features_model = feature_scores(task, dataset[pred_args.oof_split], pred_args.seed)
+    oof_features = oof_feature_scores(oof, scores_by_id, f"{dataset_name}[{pred_args.oof_split}]")
+    stacked_report = choose_thresholds(
+        oof.assign(probability=cross_fitted_blend(oof, oof_features, pred_args.seed)), pred_args
+    )
+    scores = {"mean": report["cross_fitted_f1"][report["strategy"]],
+              "stack": stacked_report["cross_fitted_f1"][stacked_report["strategy"]]}
+    combiner = pred_args.combiner if pred_args.combiner != "auto" else max(scores, key=scores.get)
+    logger.info("Task %s: cross-fitted OOF F1 mean %.4f (AUC %.4f), stack %.4f (AUC %.4f): using %s", task,
+                scores["mean"], report["oof_auc"], scores["stack"], stacked_report["oof_auc"], combiner)
+    if combiner == "stack":
+        blend = Blend().fit(oof["probability"], oof_features, oof["label"])
+        split_features = pair_features(task, split["query"], split["target"], split["language"])
+        probability = blend.predict(probability, features_model.predict(split_features))
+        report, stacked_report = stacked_report, report
+    report["combiner"] = {"used": combiner, "asked": pred_args.combiner, "cross_fitted_f1": scores,
+                          "other": stacked_report}
+    return probability, report
+
+
+def log_thresholds(task: str, report: dict, languages, thresholds: np.ndarray, has_oof: bool) -> None:
+    for strategy in THRESHOLD_STRATEGIES if has_oof else ():
+        logger.info("Task %s OOF F1 with %-12s thresholds: in-sample %.4f, cross-fitted %.4f", task, strategy,
+                    report["in_sample_f1"][strategy], report["cross_fitted_f1"][strategy])
+    if report["strategy"] == "per_language":
+        on_fallback = sorted(set(languages) - set(report["per_language"]))
+        logger.info("Task %s: per-language thresholds %s; on the global threshold %.4f: %s", task,
+                    {k: round(v, 4) for k, v in report["per_language"].items()}, report["global"], on_fallback)
+    else:
+        logger.info("Task %s: %s threshold %.4f for every language", task, report["strategy"],
+                    float(thresholds[0]) if len(thresholds) else float("nan"))
+
+
+def write_predictions(path: str, task: str, split, names: list, per_adapter: np.ndarray,
+                      mean_probability: np.ndarray, probability: np.ndarray, thresholds, prediction) -> None:
+    """predictions_{task}.parquet: one probability column per adapter (+ the mean when stacked), then the final."""
+    frame = pd.DataFrame({"id": split["id"], "task": split["task"] if "task" in split.column_names
+                          else task.upper(), "language": split["language"]})
+    for column, name in enumerate(names):
+        frame[f"probability_{name}"] = per_adapter[:, column]
+    if probability is not mean_probability:
+        frame["probability_mean"] = mean_probability
+    frame["probability"] = probability
+    frame["threshold"] = thresholds
+    frame["prediction"] = prediction
+    frame.to_parquet(path, index=False)
+
+
+def zip_submissions(output_dir: str, written: dict) -> None:
+    """submit.zip, once both tasks' files exist (a file of an earlier run is included, with a warning)."""
+    files = [os.path.join(output_dir, SUBMISSION_FILE[t]) for t in utils_data.TASKS]
+    present = [path for path in files if os.path.isfile(path)]
+    if len(present) != len(files):
+        logger.info("No %s: it needs both %s", ZIP_FILE, list(SUBMISSION_FILE.values()))
+        return
+    stale = [path for path in present if path not in written.values()]
+    if stale:
+        logger.warning("%s comes from an earlier run and was not re-checked now", stale)
+    zip_path = os.path.join(output_dir, ZIP_FILE)
+    write_zip(zip_path, present)
+    logger.info("Wrote %s with %s", zip_path, [os.path.basename(p) for p in present])
+
+
 def main(argv=None):
+    # 1. Arguments, processes, logging; --check_only stops here.
     parser = HfArgumentParser((DataArguments, ModelArguments, PredictionArguments))
     if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith((".yaml", ".yml")):
         data_args, model_args, pred_args = parser.parse_yaml_file(os.path.abspath(sys.argv[1]))
@@ -996,49 +1082,22 @@ def main(argv=None):
     _setup_logging(state)
     if pred_args.check_only:
         return run_check_only(data_args, pred_args)
+    # These depend on --check_only, which the other dataclasses do not see.
     if data_args.task is None:
         raise UserError("--task is required: qc, qi or qc,qi")
     tasks = utils_data.parse_tasks(data_args.task)
     if not data_args.dataset_name or not model_args.adapters:
         raise UserError("--dataset_name and --adapters are required (or --check_only)")
-    if pred_args.threshold_strategy not in THRESHOLD_STRATEGIES + ("auto",):
-        raise UserError(
-            f"--threshold_strategy {pred_args.threshold_strategy!r}: choose auto, fixed, global or per_language"
-        )
     os.makedirs(pred_args.output_dir, exist_ok=True)
 
-    # 1. Adapters of each task: training settings, own score heads, ensemble weights.
-    plan = {}
-    for task in tasks:
-        adapters = expand_paths(model_args.adapters, task)
-        if not adapters:
-            raise UserError(f"--adapters {model_args.adapters!r} gives no adapter for task {task}")
-        for adapter in adapters:
-            utils_data.check_folder_or_hub_repo(adapter, "--adapters")
-        settings = read_adapter_settings(adapters, task)
-        for adapter in adapters:
-            check_adapter_head(adapter, settings["num_labels"])
-        base = model_args.model_name_or_path or settings["base_model_name_or_path"]
-        weights = ensemble_weights(adapters, model_args.ensemble_weighting, model_args.weight_metric)
-        plan[task] = {"adapters": adapters, "names": adapter_names(adapters), "weights": weights,
-                      "settings": settings, "base": base}
-        logger.info("Task %s: %d adapter(s) on %s (template %s, max_length %s), weights %s", task, len(adapters),
-                    base, settings["template"], settings["max_length"], np.round(weights, 4).tolist())
+    # 2. Adapters of each task (checked before any model loads) and the tokenizer.
+    plan = {task: plan_adapters(task, model_args) for task in tasks}
+    tokenizer = load_tokenizer(plan[tasks[0]], model_args.trust_remote_code)
 
-    # 2. Tokenizer (saved beside the adapters by training) and base model, loaded once per distinct base.
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(plan[tasks[0]]["adapters"][0],
-                                                  trust_remote_code=model_args.trust_remote_code)
-    except (OSError, ValueError):
-        logger.info("No tokenizer beside %s; using the base model's", plan[tasks[0]]["adapters"][0])
-        tokenizer = AutoTokenizer.from_pretrained(plan[tasks[0]]["base"],
-                                                  trust_remote_code=model_args.trust_remote_code)
-    mr.prepare_tokenizer(tokenizer)
-    loaded_key, base_model = None, None
-
-    written = {}
+    written, loaded_key, base_model = {}, None, None
     for task in tasks:
-        settings = plan[task]["settings"]
+        # 3. Base model, loaded again only when this task's adapters need another one.
+        settings, adapters, names = plan[task]["settings"], plan[task]["adapters"], plan[task]["names"]
         key = (plan[task]["base"], settings["num_labels"], settings["pooling"])
         if key != loaded_key:
             logger.info("Loading base model %s on %s, %d process(es)", key[0], state.device, state.num_processes)
@@ -1047,104 +1106,40 @@ def main(argv=None):
                                          model_args.trust_remote_code, state.device)
             loaded_key = key
 
-        # 3. Rows to score, tokenised once as in training, identical inputs merged.
-        dataset_name = data_args.dataset_name.replace("{task}", task)
-        dataset = utils_data.load_folded_dataset(
-            dataset_name, **({"name": data_args.dataset_config_name} if data_args.dataset_config_name else {})
-        )
-        if data_args.split not in dataset:
-            raise UserError(f"{dataset_name}: no split {data_args.split!r} (splits: {list(dataset)})")
-        split = dataset[data_args.split]
-        if data_args.max_samples is not None:
-            split = split.select(range(min(data_args.max_samples, len(split))))
-        trained_with = bool((settings.get("use_translation") or {}).get(task, False))
-        use_translation = trained_with if data_args.use_translation is None else data_args.use_translation
-        if use_translation != trained_with:
-            logger.warning("Task %s: --use_translation %s but the adapters were trained with %s", task,
-                           use_translation, trained_with)
-        if use_translation and "query_en" not in split.column_names:
-            raise UserError(f"{dataset_name}[{data_args.split}] has no query_en column, which the adapters were "
-                            "trained with: run run_translate.py on it (or pass --use_translation false)")
-        max_length = model_args.max_length or settings["max_length"]
-        encoded = encode_rows(tokenizer, task, split["query"], split["target"],
-                              split["query_en"] if use_translation else None, settings["template"], max_length,
-                              pred_args.deduplicate)
-        logger.info("Task %s: %d rows of %s[%s], %d distinct model inputs, translation %s; target cut to fit "
-                    "%d tokens in %d inputs, query alone too long in %d", task, split.num_rows, dataset_name,
-                    data_args.split, encoded.num_unique, "on" if use_translation else "off", max_length,
-                    encoded.target_truncated, encoded.query_too_long)
+        # 4. Rows to score, tokenised once as in training, identical inputs merged.
+        dataset_name, dataset, split = load_split(task, data_args)
+        encoded = encode_split(tokenizer, task, split, dataset_name, settings, data_args, model_args,
+                               pred_args.deduplicate)
 
-        # 4. Score with every adapter and average.
+        # 5. Score with every adapter and average.
         start = time.perf_counter()
-        per_adapter, stats = predict_probabilities(
-            base_model, plan[task]["adapters"], encoded, tokenizer.pad_token_id, model_args.adapter_strategy,
-            pred_args.max_tokens_per_batch, pred_args.max_batch_size, state, plan[task]["names"],
+        per_adapter, stats = score_adapters(
+            base_model, adapters, encoded, tokenizer.pad_token_id, pred_args.max_tokens_per_batch,
+            pred_args.max_batch_size, state, names,
         )
         elapsed = time.perf_counter() - start
-        probability = ensemble_probabilities(per_adapter, plan[task]["weights"])
+        mean_probability = ensemble_probabilities(per_adapter)
         logger.info("Task %s: %d rows x %d adapter(s) in %.1fs (%.1f rows/s per adapter, %d sequences scored)",
-                    task, split.num_rows, len(plan[task]["adapters"]), elapsed,
-                    split.num_rows * len(plan[task]["adapters"]) / max(elapsed, 1e-9), stats["sequences_scored"])
+                    task, split.num_rows, len(adapters), elapsed,
+                    split.num_rows * len(adapters) / max(elapsed, 1e-9), stats["sequences_scored"])
         if not state.is_main_process:
             continue
 
-        # 5. Thresholds (and optionally a stacker) from the OOF predictions.
-        languages = split["language"]
+        # 6. Combiner and thresholds, both chosen on the OOF predictions written by training.
         oof_files = expand_paths(pred_args.oof_files, task) if pred_args.oof_files else [
-            path for path in (adapter_file(a, OOF_FILE) for a in plan[task]["adapters"]) if path
+            path for path in (adapter_file(a, OOF_FILE) for a in adapters) if path
         ]
         oof = read_oof_predictions(oof_files, task) if oof_files else None
-        report = choose_thresholds(oof, pred_args)
-        mean_probability = probability
-        if pred_args.combiner != "mean":
-            if oof is None:
-                raise UserError(f"--combiner {pred_args.combiner} needs OOF predictions (--oof_files)")
-            if pred_args.oof_split not in dataset:
-                raise UserError(f"--oof_split: {dataset_name} has no split {pred_args.oof_split!r}; "
-                                 f"splits: {list(dataset)}")
-            scores_by_id, features_model = feature_scores(task, dataset[pred_args.oof_split], pred_args.seed)
-            oof_features = oof_feature_scores(oof, scores_by_id, f"{dataset_name}[{pred_args.oof_split}]")
-            stacked_report = choose_thresholds(
-                oof.assign(probability=cross_fitted_blend(oof, oof_features, pred_args.seed)), pred_args
-            )
-            scores = {"mean": report["cross_fitted_f1"][report["strategy"]],
-                      "stack": stacked_report["cross_fitted_f1"][stacked_report["strategy"]]}
-            combiner = pred_args.combiner if pred_args.combiner != "auto" else max(scores, key=scores.get)
-            logger.info("Task %s: cross-fitted OOF F1 mean %.4f (AUC %.4f), stack %.4f (AUC %.4f): using %s", task,
-                        scores["mean"], report["oof_auc"], scores["stack"], stacked_report["oof_auc"], combiner)
-            if combiner == "stack":
-                blend = Blend().fit(oof["probability"], oof_features, oof["label"])
-                split_features = pair_features(task, split["query"], split["target"], languages)
-                probability = blend.predict(probability, features_model.predict(split_features))
-                report, stacked_report = stacked_report, report
-            report["combiner"] = {"used": combiner, "asked": pred_args.combiner, "cross_fitted_f1": scores,
-                                  "other": stacked_report}
-        for strategy in THRESHOLD_STRATEGIES if oof is not None else ():
-            logger.info("Task %s OOF F1 with %-12s thresholds: in-sample %.4f, cross-fitted %.4f", task, strategy,
-                        report["in_sample_f1"][strategy], report["cross_fitted_f1"][strategy])
+        probability, report = combine(task, mean_probability, oof, dataset, dataset_name, split, pred_args)
+        languages = split["language"]
         thresholds = row_thresholds(languages, report, report["strategy"], pred_args.threshold)
         prediction = (probability >= thresholds).astype(int)
-        if report["strategy"] == "per_language":
-            on_fallback = sorted(set(languages) - set(report["per_language"]))
-            logger.info("Task %s: per-language thresholds %s; on the global threshold %.4f: %s", task,
-                        {k: round(v, 4) for k, v in report["per_language"].items()}, report["global"], on_fallback)
-        else:
-            logger.info("Task %s: %s threshold %.4f for every language", task, report["strategy"],
-                        float(thresholds[0]) if len(thresholds) else float("nan"))
+        log_thresholds(task, report, languages, thresholds, oof is not None)
 
-        # 6. Per-row probabilities and the thresholds report.
-        frame = pd.DataFrame({"id": split["id"], "task": split["task"] if "task" in split.column_names
-                              else task.upper(), "language": languages})
-        for column, name in enumerate(plan[task]["names"]):
-            frame[f"probability_{name}"] = per_adapter[:, column]
-        if probability is not mean_probability:
-            frame["probability_mean"] = mean_probability
-        frame["probability"] = probability
-        frame["threshold"] = thresholds
-        frame["prediction"] = prediction
-        frame.to_parquet(os.path.join(pred_args.output_dir, f"predictions_{task}.parquet"), index=False)
-        report.update({"task": task, "adapters": plan[task]["adapters"],
-                       "weights": plan[task]["weights"].tolist(), "scoring": stats,
+        # 7. Per-row probabilities and the thresholds report.
+        write_predictions(os.path.join(pred_args.output_dir, f"predictions_{task}.parquet"), task, split, names,
+                          per_adapter, mean_probability, probability, thresholds, prediction)
+        report.update({"task": task, "adapters": adapters, "scoring": stats,
                        "predicted_positive_rate": float(prediction.mean()) if len(prediction) else None})
         # make_folds.py gives an unlabelled test split a `label` column of nulls (one schema for every split).
         labels = split["label"] if "label" in split.column_names else []
@@ -1154,7 +1149,7 @@ def main(argv=None):
         with open(os.path.join(pred_args.output_dir, f"thresholds_{task}.json"), "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2, default=str)
 
-        # 7. Submission file, checked against the test rows before it counts as written.
+        # 8. Submission file, checked against the test rows before it counts as written.
         if pred_args.write_submission and data_args.max_samples is None:
             path = os.path.join(pred_args.output_dir, SUBMISSION_FILE[task])
             rows = load_reference_rows(task, dataset=split)
@@ -1166,19 +1161,9 @@ def main(argv=None):
             logger.info("Wrote and checked %s (%d rows, %.1f%% positive)", path, len(rows), 100 * prediction.mean())
             written[task] = path
 
-    # 8. The zip the competition takes.
+    # 9. The zip the competition takes.
     if state.is_main_process and written:
-        files = [os.path.join(pred_args.output_dir, SUBMISSION_FILE[t]) for t in utils_data.TASKS]
-        present = [path for path in files if os.path.isfile(path)]
-        if len(present) == len(files):
-            stale = [path for path in present if path not in written.values()]
-            if stale:
-                logger.warning("%s comes from an earlier run and was not re-checked now", stale)
-            zip_path = os.path.join(pred_args.output_dir, ZIP_FILE)
-            write_zip(zip_path, present)
-            logger.info("Wrote %s with %s", zip_path, [os.path.basename(p) for p in present])
-        else:
-            logger.info("No %s: it needs both %s", ZIP_FILE, list(SUBMISSION_FILE.values()))
+        zip_submissions(pred_args.output_dir, written)
     state.wait_for_everyone()
     return written
 

@@ -1,13 +1,7 @@
 #!/usr/bin/env python
 """Add an English translation `query_en` to every split of a folded dataset (or of raw competition files).
 
-Queries repeat heavily in e-commerce logs, so the unit of work is a *distinct* normalised query, not a row:
-each distinct non-English query is translated once, the result is stored in a sqlite cache, and the rows are
-filled from the cache at the end. Rows whose `language` is in `--source_languages_to_skip` (English by default)
-get `query_en = query` without a model call; empty queries stay empty. Nothing else in the dataset changes and
-no row is dropped or moved.
-
-Usage:
+Each distinct non-English query is translated once, cached in sqlite, resumable (design: docs/translation.md).
 
     python run_translate.py --model_name_or_path google/madlad400-3b-mt \
         --dataset_name outputs/folds_qc --output_dir outputs/folds_qc_en
@@ -16,36 +10,6 @@ Usage:
     accelerate launch --multi_gpu --num_processes 8 run_translate.py ...   # splits the queries across GPUs
     accelerate launch --multi_gpu --num_processes 2 run_translate.py --use_cpu ...   # CPU processes (gloo)
     python run_translate.py ... --dry_run   # counts rows, distinct queries and cache hits; loads no model
-
-Backends, picked from the checkpoint's config:
-  * seq2seq MT: MADLAD-400 (`<2en>` prefix, found in the vocabulary), NLLB-200 and M2M-100 (source-language code
-    mapped from the `language` column, English forced as first generated token), Marian opus-mt (plain input);
-  * causal LLMs: a chat-template prompt when the tokenizer has a template, a few-shot prompt otherwise; only the
-    new tokens are decoded, cut at the first newline.
-
-The cache (`--cache_file`) is one sqlite table keyed by (model id, generation settings id, source language,
-source text). The settings id hashes everything that changes the output (prompt, prefix, beams, ...), so a
-changed prompt never reuses stale translations. It is written after every batch, in its own transaction, so a
-run killed at any point (even `kill -9`) loses at most the batch in flight; the rerun translates only what is
-missing. The batches are planned over *all* distinct queries (sorted by token length) before looking at the
-cache, so a resumed run, or a run split over N processes, feeds every query to the model in the same batch as an
-uninterrupted single-process run would (batch composition changes padding, and padding can change greedy
-outputs at the last bit), which keeps the final dataset identical. Only a batch that another run already partly
-filled (QI reusing QC's queries through a shared cache) is sent without its cached members.
-
-Multiple processes (`accelerate launch`): the main process reads the cache and broadcasts the list of pending
-batches; process r takes batches r, r+N, r+2N, ...; all processes write into the same sqlite file in WAL mode
-with a busy timeout, then the main process assembles the dataset. One shared file instead of per-process shards
-was chosen because a commit per batch takes milliseconds against seconds of generation (lock contention is
-negligible), WAL lets the readers go on while one process commits, and there is no merge step that a crash could
-leave half-done or that two independent runs (QC and QI at the same time, sharing the cache) could race on.
-The limit: sqlite in WAL mode needs all processes on one machine and the cache on a local filesystem (not NFS).
-Several GPUs of one node is the case this is for.
-
-Test-only hooks (environment variables, never needed in normal use):
-  RUN_TRANSLATE_CRASH_AFTER_BATCHES=N   raise RuntimeError after N batches were committed (per process)
-  RUN_TRANSLATE_TEST_BATCH_DELAY=S      sleep S seconds between generating a batch and committing it
-  RUN_TRANSLATE_CALL_LOG=PATH           append one JSON line per query sent to the model (to count model calls)
 """
 
 import hashlib
@@ -216,6 +180,10 @@ class DataArguments:
     )
     hub_private: bool = field(default=True, metadata={"help": "Create the Hub dataset repo as private."})
 
+    def __post_init__(self):
+        if bool(self.dataset_name) == bool(self.raw_files):
+            raise UserError("Give exactly one of --dataset_name (folded dataset) or --raw_files (raw files).")
+
 
 @dataclass
 class TranslationArguments:
@@ -266,8 +234,6 @@ class TranslationArguments:
 
 def load_input(data_args: DataArguments):
     """The dataset to translate, and what reading raw files found (blank lines, per file)."""
-    if bool(data_args.dataset_name) == bool(data_args.raw_files):
-        raise UserError("Give exactly one of --dataset_name (folded dataset) or --raw_files (raw files).")
     if data_args.dataset_name:
         return load_folded_dataset(data_args.dataset_name), []
     splits, read_stats = {}, []
@@ -313,7 +279,7 @@ def check_translation(source: str, output: str, max_length_ratio: float, min_len
 
 
 class TranslationCache:
-    """sqlite table of raw model outputs; see the module docstring for the concurrency design."""
+    """sqlite table of raw model outputs; the concurrency design is in docs/translation.md."""
 
     def __init__(self, path: str, model_id: str, settings_id: str, timeout: float = 600.0):
         self.path, self.model_id, self.settings_id = path, model_id, settings_id
@@ -557,11 +523,6 @@ class Translator:
 # Main
 
 
-def _env_int(name: str) -> Optional[int]:
-    value = os.environ.get(name)
-    return int(value) if value else None
-
-
 def print_report(report: dict) -> None:
     rows = [
         ("rows", report["rows"]),
@@ -583,48 +544,14 @@ def print_report(report: dict) -> None:
     print("Translation report\n" + "\n".join(lines), flush=True)
 
 
-def main(argv: Optional[list] = None) -> dict:
-    start = time.time()
-    # 1. Arguments, logging, processes ------------------------------------------------------------------------
-    parser = HfArgumentParser((ModelArguments, DataArguments, TranslationArguments))
-    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith((".yaml", ".yml", ".json")):
-        path = os.path.abspath(sys.argv[1])
-        parse = parser.parse_yaml_file if path.endswith((".yaml", ".yml")) else parser.parse_json_file
-        model_args, data_args, tr_args = parse(path)
-    else:
-        model_args, data_args, tr_args = parser.parse_args_into_dataclasses(args=argv)
-    if not data_args.output_dir and not data_args.push_to_hub and not tr_args.dry_run:
-        raise UserError("Nothing would be written: give --output_dir and/or --push_to_hub.")
-    check_folder_or_hub_repo(model_args.model_name_or_path, "--model_name_or_path")  # before the data loads
+def collect_units(dataset, data_args: DataArguments, translator: "Translator") -> tuple:
+    """What each row needs, and the distinct (source language, query) units to translate.
 
-    # Without an accelerator, ask accelerate for CPU processes (gloo) so that a multi-process launch still works.
-    state = PartialState(cpu=model_args.use_cpu or not torch.accelerator.is_available())
-    logging.basicConfig(
-        format=f"%(asctime)s - %(levelname)s - %(name)s - [rank {state.process_index}] %(message)s",
-        datefmt="%H:%M:%S",
-        level=logging.INFO if state.is_local_main_process else logging.WARNING,
-        force=True,
-    )
-    for library in (datasets, transformers):
-        library.utils.logging.set_verbosity_warning()
-    set_seed(tr_args.seed)
-    logger.info("Processes: %d, device: %s", state.num_processes, state.device)
-
-    # 2. Input (every split) -----------------------------------------------------------------------------------
-    with state.main_process_first():
-        dataset, read_stats = load_input(data_args)
+    Returns (row_units, units, counts): row_units maps a split to one entry per row, ("empty", ""),
+    ("skip", text) or ("translate", unit); counts holds rows_empty, rows_skipped and distinct_queries.
+    """
     skip = {language_key(lang) for lang in data_args.source_languages_to_skip}
-    for split, split_ds in dataset.items():
-        if data_args.language_column not in split_ds.column_names:
-            raise UserError(f"split {split!r} has no column {data_args.language_column!r} (--language_column)")
-        if OUTPUT_COLUMN in split_ds.column_names and not data_args.overwrite_query_en:
-            raise UserError(f"split {split!r} already has a {OUTPUT_COLUMN!r} column; pass --overwrite_query_en")
-    logger.info("Input: %s", {split: len(ds) for split, ds in dataset.items()})
-
-    # 3. Distinct translation units ----------------------------------------------------------------------------
-    translator = Translator(model_args, tr_args)
-    row_units = {}  # split -> per row: ("empty", "") | ("skip", text) | ("translate", (lang, text))
-    distinct_texts, units = set(), set()
+    row_units, distinct_texts, units = {}, set(), set()
     rows_empty = rows_skipped = 0
     for split, split_ds in dataset.items():
         if data_args.query_column in split_ds.column_names:
@@ -653,8 +580,136 @@ def main(argv: Optional[list] = None) -> dict:
             units.add(unit)
             per_row.append(("translate", unit))
         row_units[split] = per_row
-    translator.check_languages(lang for lang, _ in units)
+    counts = {"rows_empty_query": rows_empty, "rows_skipped_language": rows_skipped,
+              "distinct_queries": len(distinct_texts)}
+    return row_units, units, counts
 
+
+def pending_batches(cache: TranslationCache, batches: list, units: set, state: PartialState) -> tuple:
+    """(cache hits, [(batch index, positions not cached yet)]): read by the main process, broadcast to all."""
+    payload = [None]
+    if state.is_main_process:
+        cached = cache.lookup()
+        pending = []
+        for index, batch in enumerate(batches):
+            todo = [position for position, unit in enumerate(batch) if unit not in cached]
+            if todo:
+                pending.append((index, todo))
+        payload = [(sum(unit in cached for unit in units), pending)]
+    broadcast_object_list(payload)
+    return payload[0]
+
+
+def translate_batch(translator: "Translator", cache: TranslationCache, todo_units: list, encoded: dict) -> None:
+    """Generate one batch and commit it to the cache in one transaction."""
+    outputs = translator.generate([encoded[unit] for unit in todo_units])
+    cache.add(list(zip(todo_units, outputs)))
+
+
+def translate_share(translator: "Translator", cache: TranslationCache, batches: list, mine: list, encoded: dict,
+                    state: PartialState) -> dict:
+    """Translate this process's pending batches; the model loads only when there is something to do."""
+    translated = done_batches = 0
+    start = time.time()
+    if mine:
+        translator.load_model(state.device)
+        total = sum(len(todo) for _, todo in mine)
+        with tqdm(total=total, unit="query", desc="translating", disable=not state.is_local_main_process) as bar:
+            for index, todo in mine:
+                todo_units = [batches[index][position] for position in todo]
+                translate_batch(translator, cache, todo_units, encoded)
+                translated += len(todo_units)
+                done_batches += 1
+                bar.update(len(todo_units))
+    return {"translated": translated, "batches": done_batches, "seconds": time.time() - start}
+
+
+def assemble(dataset, cache: TranslationCache, units: set, row_units: dict, data_args: DataArguments,
+             tr_args: TranslationArguments) -> dict:
+    """Fill `query_en` from the cache (guard rails applied) in every split; returns the fallback counts."""
+    cached = cache.lookup()
+    missing = [unit for unit in units if unit not in cached]
+    if missing:
+        raise RuntimeError(f"{len(missing)} queries have no translation in {tr_args.cache_file} after the run")
+    final, fallback_units = {}, set()
+    fallbacks = {"empty_output": 0, "too_long": 0, "degenerate_repetition": 0}
+    for unit in units:
+        reason = check_translation(unit[1], cached[unit], tr_args.max_length_ratio, tr_args.min_length_limit)
+        if reason:
+            fallbacks[reason] += 1
+            fallback_units.add(unit)
+            final[unit] = unit[1]
+        else:
+            final[unit] = normalize_text(cached[unit], lowercase=data_args.lowercase)
+    rows_fallback = 0
+    for split in list(dataset):
+        values = []
+        for kind, value in row_units[split]:
+            if kind == "translate":
+                values.append(final[value])
+                rows_fallback += value in fallback_units
+            else:
+                values.append(value)
+        split_ds = dataset[split]
+        if OUTPUT_COLUMN in split_ds.column_names:
+            split_ds = split_ds.remove_columns(OUTPUT_COLUMN)
+        dataset[split] = split_ds.add_column(OUTPUT_COLUMN, values)
+    return {"rows_fallback": rows_fallback, "fallbacks": fallbacks}
+
+
+def save(dataset, report: dict, data_args: DataArguments) -> None:
+    if data_args.output_dir:
+        dataset.save_to_disk(data_args.output_dir)
+        with open(os.path.join(data_args.output_dir, REPORT_FILE), "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2, ensure_ascii=False)
+        logger.info("Saved the translated dataset and %s to %s", REPORT_FILE, data_args.output_dir)
+    if data_args.push_to_hub:
+        dataset.push_to_hub(data_args.push_to_hub, private=data_args.hub_private)
+        logger.info("Pushed the translated dataset to %s", data_args.push_to_hub)
+
+
+def main(argv: Optional[list] = None) -> dict:
+    start = time.time()
+    # 1. Arguments, logging, processes ------------------------------------------------------------------------
+    parser = HfArgumentParser((ModelArguments, DataArguments, TranslationArguments))
+    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith((".yaml", ".yml", ".json")):
+        path = os.path.abspath(sys.argv[1])
+        parse = parser.parse_yaml_file if path.endswith((".yaml", ".yml")) else parser.parse_json_file
+        model_args, data_args, tr_args = parse(path)
+    else:
+        model_args, data_args, tr_args = parser.parse_args_into_dataclasses(args=argv)
+    # Spans two dataclasses (--dry_run writes nothing by design).
+    if not data_args.output_dir and not data_args.push_to_hub and not tr_args.dry_run:
+        raise UserError("Nothing would be written: give --output_dir and/or --push_to_hub.")
+    check_folder_or_hub_repo(model_args.model_name_or_path, "--model_name_or_path")  # before the data loads
+
+    # Without an accelerator, ask accelerate for CPU processes (gloo) so that a multi-process launch still works.
+    state = PartialState(cpu=model_args.use_cpu or not torch.accelerator.is_available())
+    logging.basicConfig(
+        format=f"%(asctime)s - %(levelname)s - %(name)s - [rank {state.process_index}] %(message)s",
+        datefmt="%H:%M:%S",
+        level=logging.INFO if state.is_local_main_process else logging.WARNING,
+        force=True,
+    )
+    for library in (datasets, transformers):
+        library.utils.logging.set_verbosity_warning()
+    set_seed(tr_args.seed)
+    logger.info("Processes: %d, device: %s", state.num_processes, state.device)
+
+    # 2. Input (every split) -----------------------------------------------------------------------------------
+    with state.main_process_first():
+        dataset, read_stats = load_input(data_args)
+    for split, split_ds in dataset.items():
+        if data_args.language_column not in split_ds.column_names:
+            raise UserError(f"split {split!r} has no column {data_args.language_column!r} (--language_column)")
+        if OUTPUT_COLUMN in split_ds.column_names and not data_args.overwrite_query_en:
+            raise UserError(f"split {split!r} already has a {OUTPUT_COLUMN!r} column; pass --overwrite_query_en")
+    logger.info("Input: %s", {split: len(ds) for split, ds in dataset.items()})
+
+    # 3. Distinct translation units, planned into batches ------------------------------------------------------
+    translator = Translator(model_args, tr_args)
+    row_units, units, counts = collect_units(dataset, data_args, translator)
+    translator.check_languages(lang for lang, _ in units)
     # The plan covers every unit, cached or not, so that batches do not depend on what a crashed run finished.
     encoded = {unit: translator.encode(*unit) for unit in units}
     plan = sorted(units, key=lambda unit: (len(encoded[unit]), unit))
@@ -662,29 +717,17 @@ def main(argv: Optional[list] = None) -> dict:
     settings_id = translator.settings_id()
     logger.info(
         "%d distinct queries, %d to translate with %s (%s, settings %s) in %d batches",
-        len(distinct_texts), len(units), translator.model_id, translator.flavour, settings_id, len(batches),
+        counts["distinct_queries"], len(units), translator.model_id, translator.flavour, settings_id, len(batches),
     )
 
     # 4. Cache: the main process decides what is pending ------------------------------------------------------
-    cache_dir = os.path.dirname(os.path.abspath(tr_args.cache_file))
     if state.is_main_process:
-        os.makedirs(cache_dir, exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(tr_args.cache_file)), exist_ok=True)
         TranslationCache(tr_args.cache_file, translator.model_id, settings_id).close()  # creates it, sets WAL
     state.wait_for_everyone()
     cache = TranslationCache(tr_args.cache_file, translator.model_id, settings_id)
     try:
-        payload = [None]
-        if state.is_main_process:
-            cached = cache.lookup()
-            cache_hits = sum(unit in cached for unit in units)
-            pending = []
-            for index, batch in enumerate(batches):
-                todo = [position for position, unit in enumerate(batch) if unit not in cached]
-                if todo:
-                    pending.append((index, todo))
-            payload = [(cache_hits, pending)]
-        broadcast_object_list(payload)
-        cache_hits, pending = payload[0]
+        cache_hits, pending = pending_batches(cache, batches, units, state)
         mine = pending[state.process_index :: state.num_processes]
         logger.info(
             "Cache %s: %d of %d queries already translated; %d batches pending, %d for this process",
@@ -700,9 +743,9 @@ def main(argv: Optional[list] = None) -> dict:
             "num_processes": state.num_processes,
             "rows": sum(len(per_row) for per_row in row_units.values()),
             "rows_per_split": {split: len(per_row) for split, per_row in row_units.items()},
-            "rows_empty_query": rows_empty,
-            "rows_skipped_language": rows_skipped,
-            "distinct_queries": len(distinct_texts),
+            "rows_empty_query": counts["rows_empty_query"],
+            "rows_skipped_language": counts["rows_skipped_language"],
+            "distinct_queries": counts["distinct_queries"],
             "distinct_to_translate": len(units),
             "cache_hits": cache_hits,
             "pending": sum(len(todo) for _, todo in pending),
@@ -714,75 +757,17 @@ def main(argv: Optional[list] = None) -> dict:
             return report
 
         # 5. Translate this process's share -----------------------------------------------------------------
-        crash_after = _env_int("RUN_TRANSLATE_CRASH_AFTER_BATCHES")
-        batch_delay = float(os.environ.get("RUN_TRANSLATE_TEST_BATCH_DELAY") or 0)
-        call_log = os.environ.get("RUN_TRANSLATE_CALL_LOG")
-        translated = done_batches = 0
-        translation_start = time.time()
-        if mine:
-            translator.load_model(state.device)
-            total = sum(len(todo) for _, todo in mine)
-            with tqdm(total=total, unit="query", desc="translating", disable=not state.is_local_main_process) as bar:
-                for index, todo in mine:
-                    todo_units = [batches[index][position] for position in todo]
-                    if call_log:
-                        with open(call_log, "a", encoding="utf-8") as log:
-                            for lang, text in todo_units:
-                                log.write(json.dumps({"rank": state.process_index, "lang": lang, "text": text}) + "\n")
-                    outputs = translator.generate([encoded[unit] for unit in todo_units])
-                    if batch_delay:
-                        time.sleep(batch_delay)
-                    cache.add(list(zip(todo_units, outputs)))
-                    translated += len(todo_units)
-                    done_batches += 1
-                    bar.update(len(todo_units))
-                    if crash_after is not None and done_batches >= crash_after:
-                        raise RuntimeError(
-                            f"RUN_TRANSLATE_CRASH_AFTER_BATCHES={crash_after}: simulated crash (test hook)"
-                        )
-        translation_seconds = time.time() - translation_start
-        per_process = gather_object(
-            [{"translated": translated, "batches": done_batches, "seconds": translation_seconds}]
-        )
+        per_process = gather_object([translate_share(translator, cache, batches, mine, encoded, state)])
         state.wait_for_everyone()
 
         # 6. Assemble on the main process ---------------------------------------------------------------------
         if state.is_main_process:
-            cached = cache.lookup()
-            missing = [unit for unit in units if unit not in cached]
-            if missing:
-                raise RuntimeError(f"{len(missing)} queries have no translation in {tr_args.cache_file} after the run")
-            final, fallback_units = {}, set()
-            fallbacks = {"empty_output": 0, "too_long": 0, "degenerate_repetition": 0}
-            for unit in units:
-                reason = check_translation(unit[1], cached[unit], tr_args.max_length_ratio, tr_args.min_length_limit)
-                if reason:
-                    fallbacks[reason] += 1
-                    fallback_units.add(unit)
-                    final[unit] = unit[1]
-                else:
-                    final[unit] = normalize_text(cached[unit], lowercase=data_args.lowercase)
-            rows_fallback = 0
-            for split in list(dataset):
-                values = []
-                for kind, value in row_units[split]:
-                    if kind == "translate":
-                        values.append(final[value])
-                        rows_fallback += value in fallback_units
-                    else:
-                        values.append(value)
-                split_ds = dataset[split]
-                if OUTPUT_COLUMN in split_ds.column_names:
-                    split_ds = split_ds.remove_columns(OUTPUT_COLUMN)
-                dataset[split] = split_ds.add_column(OUTPUT_COLUMN, values)
-
+            report.update(assemble(dataset, cache, units, row_units, data_args, tr_args))
             seconds = max(process["seconds"] for process in per_process)
             model_calls = sum(process["translated"] for process in per_process)
             report.update(
-                rows_fallback=rows_fallback,
                 model_calls=model_calls,
                 generate_batches=sum(process["batches"] for process in per_process),
-                fallbacks=fallbacks,
                 translation_seconds=seconds,
                 queries_per_second=model_calls / seconds if model_calls and seconds > 0 else 0.0,
                 total_seconds=time.time() - start,
@@ -793,14 +778,7 @@ def main(argv: Optional[list] = None) -> dict:
 
     # 7. Save and/or push ------------------------------------------------------------------------------------
     if state.is_main_process:
-        if data_args.output_dir:
-            dataset.save_to_disk(data_args.output_dir)
-            with open(os.path.join(data_args.output_dir, REPORT_FILE), "w", encoding="utf-8") as f:
-                json.dump(report, f, indent=2, ensure_ascii=False)
-            logger.info("Saved the translated dataset and %s to %s", REPORT_FILE, data_args.output_dir)
-        if data_args.push_to_hub:
-            dataset.push_to_hub(data_args.push_to_hub, private=data_args.hub_private)
-            logger.info("Pushed the translated dataset to %s", data_args.push_to_hub)
+        save(dataset, report, data_args)
         print_report(report)
     state.wait_for_everyone()
     return report

@@ -3,8 +3,8 @@
 
 - naive: rows in file order, fixed batches of 64 padded to the longest row, every row scored (no deduplication),
   the LoRA adapter unmerged (PEFT's default forward), one adapter after the other on one PEFT model;
-- make_submission (merge / swap): rows tokenised once, identical inputs scored once, sorted by length, batched
-  by a token budget; each adapter merged into a copy of the base (merge) or switched with set_adapter (swap).
+- make_submission: rows tokenised once, identical inputs scored once, sorted by length, batched by a token
+  budget; each adapter merged into the one base model's weights in place, scored, and unmerged.
 
 Adapters are random (LoRA with non-zero lora_B on every linear layer + a random score head, saved as
 run_relevance.py saves them): speed does not depend on training. Base model loading is not timed; adapter
@@ -59,7 +59,6 @@ class BenchmarkArguments:
     naive_batch_size: int = field(default=64, metadata={"help": "Rows per batch of the naive loop."})
     max_tokens_per_batch: int = field(default=16384, metadata={"help": "Token budget of make_submission batches."})
     max_batch_size: int = field(default=512, metadata={"help": "Row cap of make_submission batches."})
-    strategies: str = field(default="merge,swap", metadata={"help": "make_submission strategies to time."})
     dtype: str = field(default="float32", metadata={"help": "Model dtype ('auto': bfloat16 on GPU)."})
     output_file: Optional[str] = field(default=None, metadata={"help": "Also write the results here as JSON."})
     seed: int = field(default=0, metadata={"help": "Seed of the random adapters."})
@@ -121,11 +120,11 @@ def naive_scores(base_model, adapters, tokenizer, rows, args) -> np.ndarray:
     return out
 
 
-def fast_scores(base_model, adapters, tokenizer, rows, args, strategy):
+def fast_scores(base_model, adapters, tokenizer, rows, args):
     encoded = ms.encode_rows(tokenizer, args.task, rows["query"], rows["target"], None, args.template,
                              args.max_length, deduplicate=True)
-    probabilities, stats = ms.predict_probabilities(base_model, adapters, encoded, tokenizer.pad_token_id, strategy,
-                                                    args.max_tokens_per_batch, args.max_batch_size)
+    probabilities, stats = ms.score_adapters(base_model, adapters, encoded, tokenizer.pad_token_id,
+                                             args.max_tokens_per_batch, args.max_batch_size)
     return probabilities, stats
 
 
@@ -169,16 +168,15 @@ def main():
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         naive = {"seconds": seconds, "cpu_seconds": cpu, "rows_per_s": scored / seconds, "rows_per_cpu_s": scored / cpu}
         results["methods"]["naive"] = naive
-        for strategy in [s.strip() for s in args.strategies.split(",") if s.strip()]:
-            start, cpu_start = time.perf_counter(), time.process_time()
-            probabilities, stats = fast_scores(base_model, adapters, tokenizer, rows, args, strategy)
-            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-            results["methods"][strategy] = {
-                "seconds": seconds, "cpu_seconds": cpu, "rows_per_s": scored / seconds, "rows_per_cpu_s": scored / cpu,
-                "speedup_vs_naive": naive["seconds"] / seconds, "cpu_speedup_vs_naive": naive["cpu_seconds"] / cpu,
-                "max_abs_diff_vs_naive": float(np.abs(probabilities - reference).max()),
-                "batches": stats["batches"], "sequences_scored": stats["sequences_scored"],
-            }
+        start, cpu_start = time.perf_counter(), time.process_time()
+        probabilities, stats = fast_scores(base_model, adapters, tokenizer, rows, args)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        results["methods"]["merge"] = {
+            "seconds": seconds, "cpu_seconds": cpu, "rows_per_s": scored / seconds, "rows_per_cpu_s": scored / cpu,
+            "speedup_vs_naive": naive["seconds"] / seconds, "cpu_speedup_vs_naive": naive["cpu_seconds"] / cpu,
+            "max_abs_diff_vs_naive": float(np.abs(probabilities - reference).max()),
+            "batches": stats["batches"], "sequences_scored": stats["sequences_scored"],
+        }
 
     # 4. Report.
     print(f"\nmodel {results['model']}, {results['rows']} rows ({distinct} distinct pairs), {args.num_adapters} "

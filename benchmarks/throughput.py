@@ -212,7 +212,7 @@ def worker_infer_ours(args, plan) -> dict:
     batches = ms.length_batches(lengths, bench.max_tokens_per_batch, bench.max_batch_size)
     executed = sum(len(batch) * max(lengths[i] for i in batch) for batch in batches)
     start = time.perf_counter()
-    _, stats = isp.fast_scores(base_model, plan["adapters"], tokenizer, rows, bench, "merge")
+    _, stats = isp.fast_scores(base_model, plan["adapters"], tokenizer, rows, bench)
     seconds = time.perf_counter() - start
     adapters = len(plan["adapters"])
     return {"seconds": seconds, "pairs_per_s": len(rows["query"]) * adapters / seconds, "params": params,

@@ -119,22 +119,47 @@ def test_ensemble_is_mean_of_single_adapters(tiny):
     tokenizer, pairs, encoded = _encoded(tiny)
     a0, a1 = tiny["adapters_qc"]
     base = _base(tiny)
-    both, _ = ms.predict_probabilities(base, [a0, a1], encoded, tokenizer.pad_token_id, "merge", 4096, 64)
-    only0, _ = ms.predict_probabilities(base, [a0], encoded, tokenizer.pad_token_id, "merge", 4096, 64)
-    only1, _ = ms.predict_probabilities(base, [a1], encoded, tokenizer.pad_token_id, "merge", 4096, 64)
+    both, _ = ms.score_adapters(base, [a0, a1], encoded, tokenizer.pad_token_id, 4096, 64)
+    only0, _ = ms.score_adapters(base, [a0], encoded, tokenizer.pad_token_id, 4096, 64)
+    only1, _ = ms.score_adapters(base, [a1], encoded, tokenizer.pad_token_id, 4096, 64)
     # Each adapter's own score head is used: the two columns differ, and each equals its single-adapter run.
     assert np.abs(only0[:, 0] - only1[:, 0]).max() > 1e-2
     np.testing.assert_allclose(both, np.column_stack([only0[:, 0], only1[:, 0]]), atol=1e-6)
-    mean = ms.ensemble_probabilities(both, ms.ensemble_weights([a0, a1], "uniform", "eval.f1"))
-    np.testing.assert_allclose(mean, (only0[:, 0] + only1[:, 0]) / 2, atol=1e-6)
-    # Weighted by the validation F1 in metrics.json (0.6 and 0.7).
-    weighted = ms.ensemble_probabilities(both, ms.ensemble_weights([a0, a1], "metric", "eval.f1"))
-    np.testing.assert_allclose(weighted, (0.6 * only0[:, 0] + 0.7 * only1[:, 0]) / 1.3, atol=1e-6)
-    # The swap strategy gives the same numbers, and the base model comes back without adapters.
-    swapped, _ = ms.predict_probabilities(base, [a0, a1], encoded, tokenizer.pad_token_id, "swap", 4096, 64)
-    np.testing.assert_allclose(swapped, both, atol=1e-5)
+    np.testing.assert_allclose(ms.ensemble_probabilities(both), (only0[:, 0] + only1[:, 0]) / 2, atol=1e-6)
     assert not any("lora" in name for name, _ in base.named_parameters())
     np.testing.assert_allclose(only0[:, 0], _reference(tiny, a0, tokenizer, pairs), atol=1e-5)
+
+
+def test_merge_scores_in_place_on_one_base_copy(tiny, monkeypatch):
+    """Each adapter is merged into the one base model's weights, scored, and unmerged: no copy of the base."""
+    tokenizer, pairs, encoded = _encoded(tiny)
+    adapters = tiny["adapters_qc"]
+    base = _base(tiny)
+    before = {name: p.detach().clone() for name, p in base.named_parameters()}
+    by_storage = {p.data_ptr(): p.detach().clone() for p in base.parameters()}
+    scored_with = []
+    score_sequences = ms.score_sequences
+
+    def recording(model, *args, **kwargs):
+        # Everything but the adapter's own tensors (LoRA factors, its score head) must be the base's storage.
+        shared = [p for n, p in model.named_parameters() if "lora_" not in n and "modules_to_save" not in n]
+        storage = {p.data_ptr() for p in shared}
+        merged = storage <= set(by_storage) and any(not torch.equal(p, by_storage[p.data_ptr()]) for p in shared)
+        scored_with.append((storage, merged))
+        return score_sequences(model, *args, **kwargs)
+
+    monkeypatch.setattr(ms, "score_sequences", recording)
+    both, _ = ms.score_adapters(base, adapters, encoded, tokenizer.pad_token_id, 4096, 64)
+    # Each column equals its adapter's unmerged reference: the second adapter's scores do not see the first.
+    for column, adapter in enumerate(adapters):
+        np.testing.assert_allclose(both[:, column], _reference(tiny, adapter, tokenizer, pairs), atol=1e-5)
+    # One copy of the base: every adapter ran on the base's own tensors, merged into them in place.
+    assert len(scored_with) == len(adapters)
+    assert all(storage == set(by_storage) and merged for storage, merged in scored_with)
+    # Unmerged afterwards: the base comes back without LoRA layers, its weights as before up to rounding.
+    assert [name for name, _ in base.named_parameters()] == list(before)
+    for name, p in base.named_parameters():
+        torch.testing.assert_close(p, before[name], rtol=0, atol=1e-6)
 
 
 def test_row_order_and_deduplication(tiny):
@@ -147,11 +172,11 @@ def test_row_order_and_deduplication(tiny):
     # A small token budget gives many batches, so the length sorting really reorders the rows.
     batches = ms.length_batches([len(s) for s in encoded.input_ids], 80, 64)
     assert len(batches) > 3 and sorted(i for b in batches for i in b) != [i for b in batches for i in b]
-    deduplicated, stats = ms.predict_probabilities(base, [adapter], encoded, tokenizer.pad_token_id, "merge", 80, 64)
+    deduplicated, stats = ms.score_adapters(base, [adapter], encoded, tokenizer.pad_token_id, 80, 64)
     assert stats["sequences_scored"] == encoded.num_unique
     np.testing.assert_allclose(deduplicated[:, 0], reference, atol=1e-5)
     _, _, separate = _encoded(tiny, deduplicate=False)
-    each, stats = ms.predict_probabilities(base, [adapter], separate, tokenizer.pad_token_id, "merge", 80, 64)
+    each, stats = ms.score_adapters(base, [adapter], separate, tokenizer.pad_token_id, 80, 64)
     assert stats["sequences_scored"] == len(pairs)
     np.testing.assert_allclose(each[:, 0], deduplicated[:, 0], atol=1e-5)
     repeated = [i for i, pair in enumerate(pairs) if pairs.index(pair) != i]

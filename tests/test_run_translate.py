@@ -1,8 +1,8 @@
 """run_translate.py: each distinct query translated once, rows aligned, crash/kill -9 resume, 2 processes == 1.
 
 Tiny random models (2 layers, d_model 32) and word-level tokenizers are built here. Their "translations" are
-noise, which is enough: the tests check which queries reach the model (the RUN_TRANSLATE_CALL_LOG hook logs
-every query handed to generate()), where the outputs land, and that interrupted or split runs give exactly the
+noise, which is enough: the tests check which queries reach the model (tests/translate_hooks.py logs every
+query handed to generate()), where the outputs land, and that interrupted or split runs give exactly the
 dataset an uninterrupted single-process run gives.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = str(REPO_ROOT / "run_translate.py")
+HOOKED_SCRIPT = str(REPO_ROOT / "tests" / "translate_hooks.py")  # run_translate.py plus the test hooks
 
 WORDS = (
     "red shoes women case phone dress summer lamp wireless earphones silicone running living room bag watch band "
@@ -150,20 +150,13 @@ def raw_args(assets):
     return ["--raw_files", f"train={assets / 'train.jsonl'}", f"test={assets / 'test.jsonl'}"]
 
 
-def run(args, **env):
-    """run_translate.main in this process, with test hooks set through the environment."""
+def run(args, **hook_options):
+    """run_translate.main in this process, with the test hooks of tests/translate_hooks.py."""
     import run_translate
+    from translate_hooks import hooks
 
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update({key: str(value) for key, value in env.items()})
-    try:
+    with hooks(**hook_options):
         return run_translate.main([str(a) for a in args])
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def read_log(path):
@@ -196,7 +189,7 @@ def llama_reference(assets):
     """An uninterrupted single-process run of the causal backend: what every other run must reproduce."""
     out, log = assets / "llama_reference", assets / "llama_reference.log"
     report = run(["--model_name_or_path", assets / "llama", *raw_args(assets), "--output_dir", out,
-                  "--cache_file", assets / "llama_reference.sqlite", *BATCH], RUN_TRANSLATE_CALL_LOG=log)
+                  "--cache_file", assets / "llama_reference.sqlite", *BATCH], call_log=log)
     return {"out": out, "report": report, "calls": read_log(log), "data": load(out)}
 
 
@@ -224,7 +217,7 @@ def test_folded_dataset_seq2seq_once_per_distinct_query(assets, tmp_path):
     args = ["--model_name_or_path", assets / "marian", "--dataset_name", tmp_path / "folds",
             "--output_dir", tmp_path / "out", "--cache_file", tmp_path / "cache.sqlite", *BATCH]
     log = tmp_path / "calls.log"
-    report = run(args, RUN_TRANSLATE_CALL_LOG=log)
+    report = run(args, call_log=log)
 
     # Marian does not see the language: "sac à main" in es and fr is one query.
     units = expected_units(ALL_QUERIES, with_language=False)
@@ -255,7 +248,7 @@ def test_folded_dataset_seq2seq_once_per_distinct_query(assets, tmp_path):
     assert sum(report["fallbacks"].values()) == sum(query in values for query, values in by_query.items())
 
     # Second run on the same cache: no model call at all, identical dataset.
-    report = run([*args[:5], tmp_path / "out2", *args[6:]], RUN_TRANSLATE_CALL_LOG=log)
+    report = run([*args[:5], tmp_path / "out2", *args[6:]], call_log=log)
     assert report["model_calls"] == 0 and report["cache_hits"] == len(units)
     assert read_log(log) == calls
     assert load(tmp_path / "out2") == load(tmp_path / "out")
@@ -318,11 +311,11 @@ def test_crash_hook_then_resume_is_identical(assets, llama_reference, tmp_path):
     args = ["--model_name_or_path", assets / "llama", *raw_args(assets), "--output_dir", tmp_path / "out",
             "--cache_file", cache, *BATCH]
     with pytest.raises(RuntimeError, match="simulated crash"):
-        run(args, RUN_TRANSLATE_CRASH_AFTER_BATCHES=2, RUN_TRANSLATE_CALL_LOG=log)
+        run(args, crash_after_batches=2, call_log=log)
     assert len(cache_units(cache)) == 4  # two committed batches of two
     assert not (tmp_path / "out").exists()
 
-    report = run(args, RUN_TRANSLATE_CALL_LOG=log)
+    report = run(args, call_log=log)
     units = expected_units(ALL_QUERIES)
     assert report["cache_hits"] == 4 and report["model_calls"] == len(units) - 4
     assert Counter(read_log(log)) == Counter(units)  # over both runs: no query translated twice
@@ -334,8 +327,8 @@ def test_kill_9_mid_run_then_resume_is_identical(assets, llama_reference, tmp_pa
     args = ["--model_name_or_path", assets / "llama", *raw_args(assets), "--output_dir", tmp_path / "out",
             "--cache_file", cache, *BATCH]
     # The delay sits between generate() and the commit, so the kill very likely lands on a batch in flight.
-    env = {**os.environ, "RUN_TRANSLATE_TEST_BATCH_DELAY": "0.4", "RUN_TRANSLATE_CALL_LOG": str(log)}
-    process = subprocess.Popen([sys.executable, SCRIPT, *map(str, args)], cwd=REPO_ROOT, env=env,
+    process = subprocess.Popen([sys.executable, HOOKED_SCRIPT, "--hook_batch_delay=0.4", f"--hook_call_log={log}",
+                                *map(str, args)], cwd=REPO_ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
@@ -358,7 +351,7 @@ def test_kill_9_mid_run_then_resume_is_identical(assets, llama_reference, tmp_pa
     assert 4 <= len(cached_before) < len(units)
     first_calls = read_log(log)
 
-    report = run(args, RUN_TRANSLATE_CALL_LOG=log)
+    report = run(args, call_log=log)
     rerun_calls = read_log(log)[len(first_calls):]
     assert not set(rerun_calls) & cached_before  # nothing cached is translated again
     assert Counter(rerun_calls) == Counter(units - cached_before)
@@ -374,10 +367,11 @@ def test_accelerate_two_processes_match_one(assets, llama_reference, tmp_path):
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port),
-        SCRIPT, "--use_cpu", "--model_name_or_path", str(assets / "llama"), *map(str, raw_args(assets)),
+        HOOKED_SCRIPT, f"--hook_call_log={log}", "--use_cpu", "--model_name_or_path", str(assets / "llama"),
+        *map(str, raw_args(assets)),
         "--output_dir", str(tmp_path / "out"), "--cache_file", str(tmp_path / "cache.sqlite"), *BATCH,
     ]
-    env = {**os.environ, "RUN_TRANSLATE_CALL_LOG": str(log), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "out" / "translate_report.json").read_text())

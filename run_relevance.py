@@ -51,7 +51,7 @@ from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint, ha
 from trl import ModelConfig, TrlParser, get_peft_config, get_quantization_config
 
 import modeling_relevance as mr
-from utils_data import (
+from modeling_relevance import (
     CATEGORY_JOINER,
     UserError,
     check_folder_or_hub_repo,
@@ -203,10 +203,9 @@ def column_values(ds: datasets.Dataset, name: str) -> list:
     return ds.with_format("arrow")[name].to_pylist()
 
 
-def validate_dataset(ds: datasets.Dataset, name: str, task: str, need_exclusions: bool) -> None:
+def validate_dataset(ds: datasets.Dataset, name: str, task: str) -> None:
     """Fail early, naming the dataset, the row id and the field, on anything the training cannot use."""
-    required = list(REQUIRED_COLUMNS) + (["exclude_from_train_folds"] if need_exclusions else [])
-    missing = [c for c in required if c not in ds.column_names]
+    missing = [c for c in REQUIRED_COLUMNS if c not in ds.column_names]
     if missing:
         raise UserError(
             f"dataset {name}: missing column(s) {missing}; found {ds.column_names}. "
@@ -258,7 +257,7 @@ def load_task_datasets(script_args, tasks, seed):
         if script_args.dataset_split not in loaded:
             raise UserError(f"dataset {name}: no split {script_args.dataset_split!r}; found {list(loaded)}")
         ds = loaded[script_args.dataset_split]
-        validate_dataset(ds, name, task, need_exclusions=fold >= 0)
+        validate_dataset(ds, name, task)
 
         has_translation = "query_en" in ds.column_names
         use = has_translation if script_args.use_translation is None else script_args.use_translation
@@ -278,7 +277,9 @@ def load_task_datasets(script_args, tasks, seed):
             "query_en": column_values(ds, "query_en") if use else [None] * len(ds),
             "label": [int(v) for v in column_values(ds, "label")],
             "fold": [int(v) for v in column_values(ds, "fold")],
-            "exclude": column_values(ds, "exclude_from_train_folds") if fold >= 0 else [[] for _ in range(len(ds))],
+            # Optional: without it (a dataset not written by make_folds.py) nothing is purged.
+            "exclude": (column_values(ds, "exclude_from_train_folds") if fold >= 0 and "exclude_from_train_folds"
+                        in ds.column_names else [[] for _ in range(len(ds))]),
         }
         folds = sorted(set(columns["fold"]))
         if fold >= 0 and fold not in folds:

@@ -123,7 +123,7 @@ class RelevanceArguments:
         metadata={
             "help": "Which hidden state feeds the head: 'last' non-padding token (decoders), 'first' token "
             "(encoders), or 'auto' (first for masked-LM architectures, last otherwise).",
-            "choices": list(mr.POOLINGS),
+            "choices": list(mr.POOLING_CHOICES),
         },
     )
     num_hidden_layers: int | None = field(

@@ -201,6 +201,83 @@ class RelevanceArguments:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Settings: what the script changes in TrainingArguments, the checks that span several dataclasses
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def apply_training_defaults(training_args: TrainingArguments, script_args: RelevanceArguments, tasks) -> float:
+    """Every change this script makes to the parsed TrainingArguments, in one place. Returns the label smoothing,
+    which the model's loss applies instead of the Trainer."""
+    if script_args.fold == -1 and training_args.eval_strategy != IntervalStrategy.NO:
+        logger.info("--fold -1: training on all rows, evaluation and best-checkpoint selection are off")
+        training_args.eval_strategy = IntervalStrategy.NO
+        training_args.load_best_model_at_end = False
+    if training_args.load_best_model_at_end is None:
+        training_args.load_best_model_at_end = training_args.eval_strategy != IntervalStrategy.NO
+    # The loss is computed in the model (it handles one-logit heads too); the Trainer must not smooth it again.
+    label_smoothing, training_args.label_smoothing_factor = training_args.label_smoothing_factor, 0.0
+    # Counted for the tokens/s of metrics.json. (Set here: the CLI parses this str|bool field as a bool only.)
+    if training_args.include_num_input_tokens_seen in ("no", "all"):
+        training_args.include_num_input_tokens_seen = "non_padding"
+    # One push, at the end, of a private repo unless --hub_private_repo false; {task} and {fold} expanded.
+    training_args.hub_model_id = expand_hub_model_id(training_args.hub_model_id, tasks, script_args.fold)
+    training_args.hub_strategy = "end"
+    if training_args.hub_private_repo is None:
+        training_args.hub_private_repo = True
+    if training_args.resume_from_checkpoint in ("last", "True", "true"):
+        training_args.resume_from_checkpoint = get_last_checkpoint(training_args.output_dir)
+        if training_args.resume_from_checkpoint is None:
+            raise UserError(f"--resume_from_checkpoint last: no checkpoint in {training_args.output_dir}")
+    return label_smoothing
+
+
+def check_args(script_args: RelevanceArguments, training_args: TrainingArguments, model_args: ModelConfig) -> None:
+    """The checks that need more than one dataclass (RelevanceArguments.__post_init__ does the others)."""
+    if model_args.model_name_or_path is None:
+        raise UserError("--model_name_or_path is required")
+    check_folder_or_hub_repo(model_args.model_name_or_path, "--model_name_or_path")  # before the data loads
+    if not model_args.use_peft:
+        raise UserError("run_relevance.py trains LoRA adapters: --use_peft must stay true")
+    if training_args.load_best_model_at_end:
+        check_best_checkpoint_schedule(training_args)
+    if script_args.early_stopping_patience is not None and not training_args.load_best_model_at_end:
+        raise UserError("--early_stopping_patience needs evaluation during training: a fold >= 0, --eval_strategy "
+                        "steps or epoch, and the best checkpoint restored (--load_best_model_at_end)")
+    if model_args.load_in_4bit or model_args.load_in_8bit:
+        import importlib.util
+
+        import torch
+
+        if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
+            raise UserError("--load_in_4bit/--load_in_8bit (QLoRA) need a CUDA GPU and the bitsandbytes package")
+    if training_args.push_to_hub and not training_args.hub_model_id:
+        raise UserError("--push_to_hub needs --hub_model_id (may contain {task} and {fold})")
+
+
+def check_best_checkpoint_schedule(training_args):
+    """The checks TrainingArguments makes when load_best_model_at_end is set on the command line."""
+    eval_strategy, save_strategy = training_args.eval_strategy, training_args.save_strategy
+    if save_strategy == "best":
+        return
+    if str(getattr(eval_strategy, "value", eval_strategy)) != str(getattr(save_strategy, "value", save_strategy)):
+        raise UserError(
+            f"restoring the best checkpoint needs --save_strategy equal to --eval_strategy (got {save_strategy} and "
+            f"{eval_strategy}); or pass --load_best_model_at_end false"
+        )
+    if eval_strategy == IntervalStrategy.STEPS and training_args.save_steps % training_args.eval_steps != 0:
+        raise UserError(
+            f"restoring the best checkpoint needs --save_steps ({training_args.save_steps}) to be a multiple of "
+            f"--eval_steps ({training_args.eval_steps})"
+        )
+
+
+def expand_hub_model_id(hub_model_id, tasks, fold):
+    if not hub_model_id:
+        return hub_model_id
+    return hub_model_id.replace("{task}", "-".join(tasks)).replace("{fold}", "all" if fold == -1 else str(fold))
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Data
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -588,7 +665,7 @@ def make_model_card(settings, metrics, recipe, hub_model_id) -> ModelCard:
     )
 
 
-def run_recipe(script_args, training_args, model_args, label_smoothing) -> dict:
+def card_recipe(script_args, training_args, model_args, label_smoothing) -> dict:
     """The flags of this run, for the model card (secrets left out)."""
     kept = ("learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
             "gradient_accumulation_steps", "lr_scheduler_type", "warmup_steps", "weight_decay",
@@ -599,80 +676,8 @@ def run_recipe(script_args, training_args, model_args, label_smoothing) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Settings: TrainingArguments overrides, argument checks, the model
+# Model, logging
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def apply_training_defaults(training_args: TrainingArguments, script_args: RelevanceArguments, tasks) -> float:
-    """Every change this script makes to the parsed TrainingArguments, in one place. Returns the label smoothing,
-    which the model's loss applies instead of the Trainer."""
-    if script_args.fold == -1 and training_args.eval_strategy != IntervalStrategy.NO:
-        logger.info("--fold -1: training on all rows, evaluation and best-checkpoint selection are off")
-        training_args.eval_strategy = IntervalStrategy.NO
-        training_args.load_best_model_at_end = False
-    if training_args.load_best_model_at_end is None:
-        training_args.load_best_model_at_end = training_args.eval_strategy != IntervalStrategy.NO
-    # The loss is computed in the model (it handles one-logit heads too); the Trainer must not smooth it again.
-    label_smoothing, training_args.label_smoothing_factor = training_args.label_smoothing_factor, 0.0
-    # Counted for the tokens/s of metrics.json. (Set here: the CLI parses this str|bool field as a bool only.)
-    if training_args.include_num_input_tokens_seen in ("no", "all"):
-        training_args.include_num_input_tokens_seen = "non_padding"
-    # One push, at the end, of a private repo unless --hub_private_repo false; {task} and {fold} expanded.
-    training_args.hub_model_id = expand_hub_model_id(training_args.hub_model_id, tasks, script_args.fold)
-    training_args.hub_strategy = "end"
-    if training_args.hub_private_repo is None:
-        training_args.hub_private_repo = True
-    if training_args.resume_from_checkpoint in ("last", "True", "true"):
-        training_args.resume_from_checkpoint = get_last_checkpoint(training_args.output_dir)
-        if training_args.resume_from_checkpoint is None:
-            raise UserError(f"--resume_from_checkpoint last: no checkpoint in {training_args.output_dir}")
-    return label_smoothing
-
-
-def check_args(script_args: RelevanceArguments, training_args: TrainingArguments, model_args: ModelConfig) -> None:
-    """The checks that need more than one dataclass (RelevanceArguments.__post_init__ does the others)."""
-    if model_args.model_name_or_path is None:
-        raise UserError("--model_name_or_path is required")
-    check_folder_or_hub_repo(model_args.model_name_or_path, "--model_name_or_path")  # before the data loads
-    if not model_args.use_peft:
-        raise UserError("run_relevance.py trains LoRA adapters: --use_peft must stay true")
-    if training_args.load_best_model_at_end:
-        check_best_checkpoint_schedule(training_args)
-    if script_args.early_stopping_patience is not None and not training_args.load_best_model_at_end:
-        raise UserError("--early_stopping_patience needs evaluation during training: a fold >= 0, --eval_strategy "
-                        "steps or epoch, and the best checkpoint restored (--load_best_model_at_end)")
-    if model_args.load_in_4bit or model_args.load_in_8bit:
-        import importlib.util
-
-        import torch
-
-        if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
-            raise UserError("--load_in_4bit/--load_in_8bit (QLoRA) need a CUDA GPU and the bitsandbytes package")
-    if training_args.push_to_hub and not training_args.hub_model_id:
-        raise UserError("--push_to_hub needs --hub_model_id (may contain {task} and {fold})")
-
-
-def check_best_checkpoint_schedule(training_args):
-    """The checks TrainingArguments makes when load_best_model_at_end is set on the command line."""
-    eval_strategy, save_strategy = training_args.eval_strategy, training_args.save_strategy
-    if save_strategy == "best":
-        return
-    if str(getattr(eval_strategy, "value", eval_strategy)) != str(getattr(save_strategy, "value", save_strategy)):
-        raise UserError(
-            f"restoring the best checkpoint needs --save_strategy equal to --eval_strategy (got {save_strategy} and "
-            f"{eval_strategy}); or pass --load_best_model_at_end false"
-        )
-    if eval_strategy == IntervalStrategy.STEPS and training_args.save_steps % training_args.eval_steps != 0:
-        raise UserError(
-            f"restoring the best checkpoint needs --save_steps ({training_args.save_steps}) to be a multiple of "
-            f"--eval_steps ({training_args.eval_steps})"
-        )
-
-
-def expand_hub_model_id(hub_model_id, tasks, fold):
-    if not hub_model_id:
-        return hub_model_id
-    return hub_model_id.replace("{task}", "-".join(tasks)).replace("{fold}", "all" if fold == -1 else str(fold))
 
 
 def read_init_adapter(script_args: RelevanceArguments, model_args: ModelConfig):
@@ -854,7 +859,7 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
         "label_smoothing": label_smoothing,
     }
     metrics = {"eval": eval_metrics, "train": train_metrics, "settings": settings}
-    recipe = run_recipe(script_args, training_args, model_args, label_smoothing)
+    recipe = card_recipe(script_args, training_args, model_args, label_smoothing)
     hub_model_id = training_args.hub_model_id if training_args.push_to_hub else None
     trainer.model_card = make_model_card(settings, metrics, recipe, hub_model_id)
     if not training_args.push_to_hub:

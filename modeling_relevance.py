@@ -1,16 +1,15 @@
-"""The last-token relevance classifier shared by run_relevance.py (training) and make_submission.py (inference).
+"""The relevance classifier shared by run_relevance.py (training) and make_submission.py (inference).
 
-What lives here, so that training and prediction can never disagree:
+    from modeling_relevance import load_for_inference, predict_probabilities
+    model, tokenizer, settings = load_for_inference("outputs/qc_fold0")  # a run_relevance.py output (or Hub id)
+    p = predict_probabilities(model, tokenizer, ["qc"], ["red shoe"], ["shoes > sandals"],
+                              template=settings["template"], max_length=settings["max_length"])
 
-- the prompt templates and `build_input_text` (one place where the model's input text is built);
-- `encode_examples`: tokenisation that truncates the target (category path or item title), never the query;
-- `LastTokenClassifier`: a text backbone loaded with `AutoModel` (for a multimodal Gemma-3 checkpoint, only its
-  language model: no vision tower in memory) plus a bias-free linear score head kept in float32. A decoder pools
-  the hidden state of the last non-padding token, found from the attention mask (right or left padding, and
-  pad == EOS, all work); an encoder (XLM-R / BERT) pools its first token;
-- `build_classifier` (score head initialised at random or from the LM-head rows of answer tokens such as
-  "no"/"yes", as LLM rerankers do), `load_for_inference` (base model loaded once, one or several adapters
-  applied) and `predict_probabilities`.
+Where to change what (training and prediction both go through here, so they cannot disagree):
+- the prompt: `PROMPTS` (one entry per `--template`) and `TASK_WORDS` (one per task), filled in `build_input_parts`;
+- the pooling: a `pool_*` function and its entry in `POOLINGS` (`--pooling auto` is resolved in `resolve_pooling`);
+- the head: `LastTokenClassifier.score`, a bias-free float32 linear layer, initialised in `build_classifier`;
+- the loss: `relevance_loss`, called by `LastTokenClassifier.forward`.
 
 `probability` is always P(relevant): softmax(logits)[:, 1] with two labels, sigmoid(logit) with one.
 """
@@ -20,10 +19,17 @@ import json
 import logging
 import math
 import os
+import sys
 
+import datasets
+import huggingface_hub
 import numpy as np
 import torch
 import torch.nn.functional as F
+from huggingface_hub import constants as hf_constants
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.file_download import repo_folder_name
+from huggingface_hub.utils import validate_repo_id
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
@@ -31,22 +37,25 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_N
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("qc", "qi")
-TEMPLATES = ("bare", "instruct")
-POOLINGS = ("auto", "last", "first")
+# The prompt: text before and after the target (only the target is cut to fit --max_length). {query} is the
+# query, or "query - query_en" with a translation (format_query); the other fields come from TASK_WORDS.
+PROMPTS = {
+    "bare": ("{query} [SEP] ", ""),  # the winners' form; it names no task, so single-task only
+    "instruct": ("{question}\nQuery: {query}\n{target_name}: ", "\nAnswer:"),  # ends where an LM says yes/no
+}
+TASK_WORDS = {
+    "qc": {"question": "Is the product category relevant to the search query? Answer yes or no.",
+           "target_name": "Category"},
+    "qi": {"question": "Is the product title relevant to the search query? Answer yes or no.",
+           "target_name": "Product title"},
+}
+TASKS = tuple(TASK_WORDS)
+TEMPLATES = tuple(PROMPTS)
 SCORE_INITS = ("random", "answer_tokens")
 # Written beside the adapter: everything prediction needs to rebuild the exact training-time input and head.
 SETTINGS_NAME = "relevance_config.json"
 # What every adapter of one ensemble must share with the first (they run on one base, with one tokenisation).
 SHARED_SETTINGS = ("base_model_name_or_path", "num_labels", "pooling", "template", "max_length", "num_hidden_layers")
-
-# Target names and questions of the instruct template, per task.
-_TARGET_NAME = {"qc": "Category", "qi": "Product title"}
-_QUESTION = {
-    "qc": "Is the product category relevant to the search query? Answer yes or no.",
-    "qi": "Is the product title relevant to the search query? Answer yes or no.",
-}
-_BARE_SEPARATOR = " [SEP] "
 
 # Multimodal checkpoints store the language model under one of these prefixes (Hub layout and in-memory layout).
 _LANGUAGE_MODEL_KEY_MAPPING = {r"^language_model\.model\.": "", r"^model\.language_model\.": ""}
@@ -77,21 +86,13 @@ def _check_task(task: str) -> str:
 
 
 def build_input_parts(task: str, query: str, target: str, query_en=None, template: str = "instruct"):
-    """Split the input text into `(head, target, tail)` so that the target alone can be truncated.
-
-    - `bare`: `"{query} [SEP] {target}"` (the winners' form, no task name);
-    - `instruct`: a short instruction naming the task, the query, the target, ending with `"Answer:"` right before
-      the answer token, so that the last token is where a language model would say yes or no.
-    """
+    """The input text as `(head, target, tail)` (see `PROMPTS`), so that the target alone can be truncated."""
     task = _check_task(task)
-    if template not in TEMPLATES:
+    if template not in PROMPTS:
         raise ValueError(f"unknown template {template!r}; expected one of {TEMPLATES}")
-    query_text = format_query(query, query_en)
+    head, tail = PROMPTS[template]
     target = "" if target is None else str(target)
-    if template == "bare":
-        return f"{query_text}{_BARE_SEPARATOR}", target, ""
-    head = f"{_QUESTION[task]}\nQuery: {query_text}\n{_TARGET_NAME[task]}: "
-    return head, target, "\nAnswer:"
+    return head.format(query=format_query(query, query_en), **TASK_WORDS[task]), target, tail
 
 
 def build_input_text(task: str, query: str, target: str, query_en=None, template: str = "instruct") -> str:
@@ -175,24 +176,55 @@ def prepare_tokenizer(tokenizer):
 # --------------------------------------------------------------------------------------------------------------
 
 
-def pool_hidden_states(hidden_states: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """Pick one hidden state per row: the last (`"last"`) or first (`"first"`) position whose attention mask is 1.
+def _gather(hidden_states: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    rows = torch.arange(hidden_states.shape[0], device=hidden_states.device)
+    return hidden_states[rows, index.to(hidden_states.device)]
 
-    Correct with right padding, left padding, and when the pad token equals EOS (the mask, not the token id,
-    says what is padding).
-    """
-    batch, length = attention_mask.shape
-    positions = torch.arange(length, device=attention_mask.device).expand(batch, length)
-    real = attention_mask.to(torch.bool)
-    if pooling == "last":
-        index = torch.where(real, positions, torch.full_like(positions, -1)).max(dim=-1).values
-    elif pooling == "first":
-        index = torch.where(real, positions, torch.full_like(positions, length)).min(dim=-1).values
-    else:
+
+def pool_last(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The last position whose attention mask is 1 (decoders). The mask, not the token id, says what is padding:
+    right padding, left padding and pad == EOS all work."""
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    return _gather(hidden_states, torch.where(attention_mask.bool(), positions, -1).max(dim=-1).values)
+
+
+def pool_first(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The first position whose attention mask is 1 (encoders: their CLS / <s> token)."""
+    length = attention_mask.shape[1]
+    positions = torch.arange(length, device=attention_mask.device)
+    return _gather(hidden_states, torch.where(attention_mask.bool(), positions, length).min(dim=-1).values)
+
+
+# --pooling: one hidden state per row, (batch, length, hidden) + mask -> (batch, hidden). "auto": resolve_pooling.
+POOLINGS = {"last": pool_last, "first": pool_first}
+POOLING_CHOICES = ("auto", *POOLINGS)
+
+
+def pool_hidden_states(hidden_states: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """The hidden state `POOLINGS[pooling]` picks in each row."""
+    if pooling not in POOLINGS:
         raise ValueError(f"unknown pooling {pooling!r}")
-    if (index < 0).any() or (index >= length).any():
+    if not attention_mask.bool().any(dim=-1).all():
         raise ValueError("a row of the batch has no token with attention_mask == 1")
-    return hidden_states[torch.arange(batch, device=hidden_states.device), index.to(hidden_states.device)]
+    return POOLINGS[pooling](hidden_states, attention_mask)
+
+
+def relevance_loss(logits, labels, label_smoothing: float = 0.0, num_items_in_batch=None) -> torch.Tensor:
+    """The training loss: cross-entropy of the rows (binary cross-entropy with one logit), label smoothing optional.
+
+    With `num_items_in_batch` (passed by the Trainer: labelled rows over all gradient-accumulation micro-batches)
+    it is the sum over this micro-batch divided by that count, so that the summed micro-batch losses, i.e. what the
+    Trainer logs, are the true mean of the optimizer step, even with uneven micro-batches.
+    """
+    labels = labels.to(logits.device).long().reshape(-1)
+    if logits.shape[-1] == 1:
+        targets = labels.float() * (1.0 - label_smoothing) + 0.5 * label_smoothing
+        per_row = F.binary_cross_entropy_with_logits(logits.reshape(-1).float(), targets, reduction="none")
+    else:
+        per_row = F.cross_entropy(logits.float(), labels, reduction="none", label_smoothing=label_smoothing)
+    if num_items_in_batch is None:
+        return per_row.mean()
+    return per_row.sum() / torch.as_tensor(num_items_in_batch, device=per_row.device).float()
 
 
 def probabilities_from_logits(logits) -> np.ndarray:
@@ -206,11 +238,7 @@ def probabilities_from_logits(logits) -> np.ndarray:
 class LastTokenClassifier(PreTrainedModel):
     """Text backbone + bias-free float32 linear score head on one pooled hidden state.
 
-    `forward(input_ids, attention_mask, labels)` returns a `SequenceClassifierOutput`. The loss is the mean
-    cross-entropy of the rows (label smoothing optional). When the Trainer passes `num_items_in_batch` (the
-    number of labelled rows over all gradient-accumulation micro-batches), the loss is the sum over this
-    micro-batch divided by it, so that the summed micro-batch losses, i.e. what the Trainer logs, are the true
-    mean cross-entropy of the optimizer step, even with uneven micro-batches.
+    `forward(input_ids, attention_mask, labels)` returns a `SequenceClassifierOutput` (loss: `relevance_loss`).
     """
 
     config_class = PreTrainedConfig
@@ -235,8 +263,8 @@ class LastTokenClassifier(PreTrainedModel):
         super().__init__(config)
         if num_labels not in (1, 2):
             raise ValueError(f"num_labels must be 1 (sigmoid) or 2 (softmax), got {num_labels}")
-        if pooling not in ("last", "first"):
-            raise ValueError(f"pooling must be 'last' or 'first', got {pooling!r}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {pooling!r}")
         self.model = backbone
         self.num_labels = num_labels
         self.pooling = pooling
@@ -285,26 +313,14 @@ class LastTokenClassifier(PreTrainedModel):
 
         loss = None
         if labels is not None:
-            labels = labels.to(logits.device).long().reshape(-1)
-            if self.num_labels == 1:
-                eps = self.label_smoothing
-                targets = labels.float() * (1.0 - eps) + 0.5 * eps
-                per_row = F.binary_cross_entropy_with_logits(logits.reshape(-1).float(), targets, reduction="none")
-            else:
-                per_row = F.cross_entropy(
-                    logits.float(), labels, reduction="none", label_smoothing=self.label_smoothing
-                )
-            if num_items_in_batch is not None:
-                loss = per_row.sum() / torch.as_tensor(num_items_in_batch, device=per_row.device).float()
-            else:
-                loss = per_row.mean()
+            loss = relevance_loss(logits, labels, self.label_smoothing, num_items_in_batch)
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
 def resolve_pooling(config, pooling: str = "auto") -> str:
     """`auto`: first-token pooling for encoder (masked-LM) architectures, last-token pooling otherwise."""
-    if pooling not in POOLINGS:
-        raise ValueError(f"unknown pooling {pooling!r}; expected one of {POOLINGS}")
+    if pooling not in POOLING_CHOICES:
+        raise ValueError(f"unknown pooling {pooling!r}; expected one of {POOLING_CHOICES}")
     if pooling != "auto":
         return pooling
     return "first" if config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES else "last"
@@ -687,3 +703,110 @@ def binary_metrics(labels, probabilities, threshold: float = 0.5, prior=None) ->
         "best_threshold": threshold_star,
         "best_threshold_f1": f1_star,
     }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Command-line helpers (utils_data.py re-exports them): one-line user errors, --task, a folder or Hub repo check,
+# loading a folded dataset
+# --------------------------------------------------------------------------------------------------------------
+
+# Model-facing QC targets join the category levels with this (make_folds.py writes them so).
+CATEGORY_JOINER = " > "
+DEBUG_VARIABLE = "RELEVANCE_DEBUG"
+
+
+class UserError(ValueError):
+    """A mistake in the flags or the input, not a bug: reported by `run_cli` as one line, without a traceback.
+
+    The message says what is wrong, where (file:line, field or flag) and what to do. A ValueError, so that callers
+    and tests that catch ValueError keep working.
+    """
+
+
+def run_cli(main, parse=None):
+    """Run a script's `main()` (or `main(*parse())`): a UserError ends it with `SCRIPT: error: MESSAGE` on stderr and
+    exit code 1 (argparse's own errors exit with 2), no traceback unless RELEVANCE_DEBUG=1. A ValueError from
+    `parse` is a bad flag too (TrainingArguments and trl's ModelConfig check theirs with ValueError), and so is an
+    OSError (trl's parser reading a missing --config file)."""
+    try:
+        if parse is None:
+            return main()
+        try:
+            args = parse()
+        except (ValueError, OSError) as err:
+            raise UserError(str(err)) from err
+        return main(*args)
+    except UserError as err:
+        if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
+            raise
+        print(f"{os.path.basename(sys.argv[0])}: error: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+def parse_tasks(task_arg: str) -> list:
+    """The tasks named by a `--task` value: `qc`, `qi` or `qc,qi` (lowercase, in the given order)."""
+    tasks = [t.strip().lower() for t in str(task_arg).split(",") if t.strip()]
+    if not tasks:
+        raise UserError("--task is empty; use qc, qi or qc,qi")
+    for task in tasks:
+        if task not in TASKS:
+            raise UserError(f"unknown task {task!r} in --task {task_arg!r}; use qc, qi or qc,qi")
+    if len(set(tasks)) != len(tasks):
+        raise UserError(f"--task {task_arg!r} names a task twice")
+    return tasks
+
+
+def _neither_folder_nor_hub_id(name) -> bool:
+    """A name that is no local folder and cannot be a Hub repo id: './x', '/x', 'x/y/z', '' (no Hub request)."""
+    if os.path.isdir(name):
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return True
+    return False
+
+
+def check_folder_or_hub_repo(name: str, flag: str, repo_type: str = "model") -> None:
+    """Fail fast, before any download or model load, unless `name` is a local folder or a repo the Hub has.
+
+    One request at most (`repo_exists`), and only for a name that can be a repo id; a Hub that cannot be reached
+    is one clear error too. With HF_HUB_OFFLINE=1, a repo downloaded before (in the Hub cache) passes.
+    """
+    if os.path.isdir(name):
+        return
+    if os.path.exists(name):
+        raise UserError(f"{flag} {name}: a file, not a folder; give the folder that holds it, or a Hub repo id")
+    if _neither_folder_nor_hub_id(name):
+        raise UserError(f"{flag} {name}: no such folder or Hub repo (no folder of that name here, and not a Hub "
+                        "repo id NAME or NAMESPACE/NAME); give an existing folder or a Hub repo id")
+    if hf_constants.HF_HUB_OFFLINE:
+        if os.path.isdir(os.path.join(hf_constants.HF_HUB_CACHE, repo_folder_name(repo_id=name, repo_type=repo_type))):
+            return  # the libraries load it from the cache
+        raise UserError(f"{flag} {name}: no such folder, and no cached copy of the Hub {repo_type} repo {name} "
+                        "(HF_HUB_OFFLINE is set); give an existing folder, or unset HF_HUB_OFFLINE to download it")
+    try:
+        found = huggingface_hub.repo_exists(name, repo_type=repo_type)
+    except Exception as err:  # the HTTP client's own errors (connection refused, timeout, offline mode): any of them
+        raise UserError(f"{flag} {name}: no such folder, and the Hub at {hf_constants.ENDPOINT} could not be asked "
+                        f"about a {repo_type} repo {name} ({type(err).__name__}: {str(err).splitlines()[0]}); give an "
+                        "existing folder, or check the network, HF_ENDPOINT and HF_HUB_OFFLINE") from err
+    if not found:
+        raise UserError(f"{flag} {name}: no such folder or Hub repo ({hf_constants.ENDPOINT} has no {repo_type} repo "
+                        f"{name}, or it is private and your token cannot read it); give an existing folder or repo")
+
+
+def load_folded_dataset(name_or_path: str, **kwargs) -> datasets.DatasetDict:
+    """Load what make_folds.py (or run_translate.py) wrote: a save_to_disk folder, or a Hub dataset id."""
+    if os.path.isdir(name_or_path) and (
+        os.path.exists(os.path.join(name_or_path, "dataset_dict.json"))
+        or os.path.exists(os.path.join(name_or_path, "state.json"))
+    ):
+        loaded = datasets.load_from_disk(name_or_path)
+    else:
+        # A missing folder or repo is one clear error here, not datasets' retries and traceback.
+        check_folder_or_hub_repo(name_or_path, "--dataset_name", repo_type="dataset")
+        loaded = datasets.load_dataset(name_or_path, **kwargs)
+    if isinstance(loaded, datasets.Dataset):
+        loaded = datasets.DatasetDict({"train": loaded})
+    return loaded

@@ -1,12 +1,6 @@
 #!/usr/bin/env python
 """Train the last-token LoRA relevance classifier on one fold (or on all data) of a folded dataset.
 
-Reads what `make_folds.py` writes (one dataset per task; a Hub id or a local folder), trains a LoRA adapter and a
-float32 score head on top of a decoder LLM (Gemma-3, Qwen2/2.5/3, Llama/Mistral; for a multimodal Gemma-3 checkpoint
-only its language model) or an encoder (XLM-R / BERT, first-token pooling), evaluates on the held-out fold, and
-writes into `--output_dir`: the adapter (LoRA + score head) and tokenizer, `relevance_config.json` (what prediction
-needs to rebuild the input), `metrics.json`, `oof_predictions.parquet` and a model card (see docs/conventions.md).
-
     # one fold, one task
     python run_relevance.py --model_name_or_path google/gemma-3-270m --dataset_name outputs/folds_qc \
         --task qc --fold 0 --output_dir outputs/qc_fold0
@@ -18,11 +12,7 @@ needs to rebuild the input), `metrics.json`, `oof_predictions.parquet` and a mod
     # multitask: one model for both tasks (the instruct template names the task)
     python run_relevance.py ... --task qc,qi --dataset_name outputs/folds_qc outputs/folds_qi
 
-Defaults that differ from `TrainingArguments` / trl `ModelConfig` (set with `parser.set_defaults`, overridable
-from the command line or the recipe): LoRA r 16, alpha 32, dropout 0.05 on all linear layers of the language
-model, task type SEQ_CLS; `dtype auto` = bfloat16 on a GPU that supports it, float32 on CPU; SDPA attention;
-evaluation and checkpoints every 100 steps, best checkpoint by F1 restored at the end; length-grouped batches;
-cosine schedule with 5 % warm-up; no reporting integrations.
+Runs alone with modeling_relevance.py beside it. Outputs, defaults and why: docs/run_relevance.md.
 """
 
 import dataclasses
@@ -38,6 +28,7 @@ from dataclasses import dataclass, field
 import datasets
 import numpy as np
 import transformers
+from huggingface_hub import ModelCard, ModelCardData
 from torch.utils.data import SequentialSampler
 from transformers import (
     AutoTokenizer,
@@ -51,13 +42,30 @@ from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint, ha
 from trl import ModelConfig, TrlParser, get_peft_config, get_quantization_config
 
 import modeling_relevance as mr
-from utils_data import (
+from modeling_relevance import (
     CATEGORY_JOINER,
     UserError,
     check_folder_or_hub_repo,
     load_folded_dataset,
     parse_tasks,
     run_cli,
+)
+
+# Defaults that differ from TrainingArguments / trl's ModelConfig; the command line and recipes override them.
+DEFAULTS = dict(
+    # LoRA as the winners: r 16, alpha 32, dropout 0.05 on every linear layer of the language model.
+    use_peft=True, lora_r=16, lora_alpha=32, lora_dropout=0.05, lora_target_modules=["all-linear"],
+    lora_task_type="SEQ_CLS",
+    dtype="auto",  # bfloat16 on a GPU that supports it, float32 on the CPU (modeling_relevance._torch_dtype)
+    attn_implementation="sdpa",
+    learning_rate=1e-5, num_train_epochs=1, per_device_train_batch_size=8, per_device_eval_batch_size=32,
+    lr_scheduler_type="cosine", warmup_steps=0.05,
+    eval_strategy="steps", eval_steps=100, save_strategy="steps", save_steps=100, save_total_limit=2,
+    logging_steps=10,
+    # None, not True, so that --fold -1 parses without the eval/save constraints; apply_training_defaults resolves it.
+    load_best_model_at_end=None, metric_for_best_model="f1", greater_is_better=True,
+    train_sampling_strategy="group_by_length",  # less padding
+    report_to="none",
 )
 
 logger = logging.getLogger(__name__)
@@ -123,7 +131,7 @@ class RelevanceArguments:
         metadata={
             "help": "Which hidden state feeds the head: 'last' non-padding token (decoders), 'first' token "
             "(encoders), or 'auto' (first for masked-LM architectures, last otherwise).",
-            "choices": list(mr.POOLINGS),
+            "choices": list(mr.POOLING_CHOICES),
         },
     )
     num_hidden_layers: int | None = field(
@@ -193,6 +201,83 @@ class RelevanceArguments:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Settings: what the script changes in TrainingArguments, the checks that span several dataclasses
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def apply_training_defaults(training_args: TrainingArguments, script_args: RelevanceArguments, tasks) -> float:
+    """Every change this script makes to the parsed TrainingArguments, in one place. Returns the label smoothing,
+    which the model's loss applies instead of the Trainer."""
+    if script_args.fold == -1 and training_args.eval_strategy != IntervalStrategy.NO:
+        logger.info("--fold -1: training on all rows, evaluation and best-checkpoint selection are off")
+        training_args.eval_strategy = IntervalStrategy.NO
+        training_args.load_best_model_at_end = False
+    if training_args.load_best_model_at_end is None:
+        training_args.load_best_model_at_end = training_args.eval_strategy != IntervalStrategy.NO
+    # The loss is computed in the model (it handles one-logit heads too); the Trainer must not smooth it again.
+    label_smoothing, training_args.label_smoothing_factor = training_args.label_smoothing_factor, 0.0
+    # Counted for the tokens/s of metrics.json. (Set here: the CLI parses this str|bool field as a bool only.)
+    if training_args.include_num_input_tokens_seen in ("no", "all"):
+        training_args.include_num_input_tokens_seen = "non_padding"
+    # One push, at the end, of a private repo unless --hub_private_repo false; {task} and {fold} expanded.
+    training_args.hub_model_id = expand_hub_model_id(training_args.hub_model_id, tasks, script_args.fold)
+    training_args.hub_strategy = "end"
+    if training_args.hub_private_repo is None:
+        training_args.hub_private_repo = True
+    if training_args.resume_from_checkpoint in ("last", "True", "true"):
+        training_args.resume_from_checkpoint = get_last_checkpoint(training_args.output_dir)
+        if training_args.resume_from_checkpoint is None:
+            raise UserError(f"--resume_from_checkpoint last: no checkpoint in {training_args.output_dir}")
+    return label_smoothing
+
+
+def check_args(script_args: RelevanceArguments, training_args: TrainingArguments, model_args: ModelConfig) -> None:
+    """The checks that need more than one dataclass (RelevanceArguments.__post_init__ does the others)."""
+    if model_args.model_name_or_path is None:
+        raise UserError("--model_name_or_path is required")
+    check_folder_or_hub_repo(model_args.model_name_or_path, "--model_name_or_path")  # before the data loads
+    if not model_args.use_peft:
+        raise UserError("run_relevance.py trains LoRA adapters: --use_peft must stay true")
+    if training_args.load_best_model_at_end:
+        check_best_checkpoint_schedule(training_args)
+    if script_args.early_stopping_patience is not None and not training_args.load_best_model_at_end:
+        raise UserError("--early_stopping_patience needs evaluation during training: a fold >= 0, --eval_strategy "
+                        "steps or epoch, and the best checkpoint restored (--load_best_model_at_end)")
+    if model_args.load_in_4bit or model_args.load_in_8bit:
+        import importlib.util
+
+        import torch
+
+        if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
+            raise UserError("--load_in_4bit/--load_in_8bit (QLoRA) need a CUDA GPU and the bitsandbytes package")
+    if training_args.push_to_hub and not training_args.hub_model_id:
+        raise UserError("--push_to_hub needs --hub_model_id (may contain {task} and {fold})")
+
+
+def check_best_checkpoint_schedule(training_args):
+    """The checks TrainingArguments makes when load_best_model_at_end is set on the command line."""
+    eval_strategy, save_strategy = training_args.eval_strategy, training_args.save_strategy
+    if save_strategy == "best":
+        return
+    if str(getattr(eval_strategy, "value", eval_strategy)) != str(getattr(save_strategy, "value", save_strategy)):
+        raise UserError(
+            f"restoring the best checkpoint needs --save_strategy equal to --eval_strategy (got {save_strategy} and "
+            f"{eval_strategy}); or pass --load_best_model_at_end false"
+        )
+    if eval_strategy == IntervalStrategy.STEPS and training_args.save_steps % training_args.eval_steps != 0:
+        raise UserError(
+            f"restoring the best checkpoint needs --save_steps ({training_args.save_steps}) to be a multiple of "
+            f"--eval_steps ({training_args.eval_steps})"
+        )
+
+
+def expand_hub_model_id(hub_model_id, tasks, fold):
+    if not hub_model_id:
+        return hub_model_id
+    return hub_model_id.replace("{task}", "-".join(tasks)).replace("{fold}", "all" if fold == -1 else str(fold))
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Data
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -203,10 +288,9 @@ def column_values(ds: datasets.Dataset, name: str) -> list:
     return ds.with_format("arrow")[name].to_pylist()
 
 
-def validate_dataset(ds: datasets.Dataset, name: str, task: str, need_exclusions: bool) -> None:
+def validate_dataset(ds: datasets.Dataset, name: str, task: str) -> None:
     """Fail early, naming the dataset, the row id and the field, on anything the training cannot use."""
-    required = list(REQUIRED_COLUMNS) + (["exclude_from_train_folds"] if need_exclusions else [])
-    missing = [c for c in required if c not in ds.column_names]
+    missing = [c for c in REQUIRED_COLUMNS if c not in ds.column_names]
     if missing:
         raise UserError(
             f"dataset {name}: missing column(s) {missing}; found {ds.column_names}. "
@@ -258,7 +342,7 @@ def load_task_datasets(script_args, tasks, seed):
         if script_args.dataset_split not in loaded:
             raise UserError(f"dataset {name}: no split {script_args.dataset_split!r}; found {list(loaded)}")
         ds = loaded[script_args.dataset_split]
-        validate_dataset(ds, name, task, need_exclusions=fold >= 0)
+        validate_dataset(ds, name, task)
 
         has_translation = "query_en" in ds.column_names
         use = has_translation if script_args.use_translation is None else script_args.use_translation
@@ -278,7 +362,9 @@ def load_task_datasets(script_args, tasks, seed):
             "query_en": column_values(ds, "query_en") if use else [None] * len(ds),
             "label": [int(v) for v in column_values(ds, "label")],
             "fold": [int(v) for v in column_values(ds, "fold")],
-            "exclude": column_values(ds, "exclude_from_train_folds") if fold >= 0 else [[] for _ in range(len(ds))],
+            # Optional: without it (a dataset not written by make_folds.py) nothing is purged.
+            "exclude": (column_values(ds, "exclude_from_train_folds") if fold >= 0 and "exclude_from_train_folds"
+                        in ds.column_names else [[] for _ in range(len(ds))]),
         }
         folds = sorted(set(columns["fold"]))
         if fold >= 0 and fold not in folds:
@@ -396,18 +482,27 @@ def tokenize_dataset(ds, tokenizer, script_args, description):
 
 
 class RelevanceTrainer(Trainer):
-    """`Trainer` whose evaluation keeps the dataset order.
+    """`Trainer` whose evaluation keeps the dataset order, and whose model card is this run's own.
 
     With `train_sampling_strategy="group_by_length"`, transformers 5 also length-groups the *evaluation* sampler,
     so predictions come back shuffled and no longer line up with the rows' ids, languages and tasks (measured:
     per-language F1 and OOF rows silently misaligned). Evaluation order costs nothing to keep.
     """
 
+    model_card: ModelCard | None = None  # set by main() once the metrics are known
+
     def _get_eval_sampler(self, eval_dataset):
         if eval_dataset is None or not has_length(eval_dataset):
             return None
         # Distributed: no sampler, accelerate shards in order and gather_for_metrics restores it.
         return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
+    def create_model_card(self, **kwargs):
+        """Called by `push_to_hub` too: the run's card replaces the Trainer's generic draft."""
+        if self.model_card is None:
+            return super().create_model_card(**kwargs)
+        if self.is_world_process_zero():
+            self.model_card.save(os.path.join(self.args.output_dir, "README.md"))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -478,89 +573,188 @@ def public_args(obj) -> dict:
     return out
 
 
-def write_model_card(path, settings, metrics, recipe, hub_model_id):
+def evaluate_fold(trainer, eval_ds, eval_raw, prior, tasks):
+    """Metrics of the (restored best) model on the validation fold, and its out-of-fold predictions."""
+    prediction = trainer.predict(eval_ds, metric_key_prefix="eval")
+    probabilities = mr.probabilities_from_logits(prediction.predictions)
+    columns = {c: column_values(eval_raw, c) for c in ("id", "fold", "task", "task_key", "language", "label")}
+    labels = np.asarray(columns["label"])
+    # Guard against any reordering between the rows and the predictions (ids and languages would misalign).
+    if not np.array_equal(np.asarray(prediction.label_ids).reshape(-1), labels):
+        raise RuntimeError("validation predictions came back in a different order than the validation rows")
+    metrics = mr.binary_metrics(labels, probabilities, prior=prior)
+    metrics["per_language"] = grouped_metrics(labels, probabilities, columns["language"])
+    if len(tasks) > 1:
+        metrics["per_task"] = grouped_metrics(labels, probabilities, columns["task_key"])
+    metrics["train_prior"] = prior
+    metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
+    oof = {k: columns[k] for k in ("id", "fold", "task", "language", "label")}
+    oof["probability"] = probabilities.astype(np.float64)
+    return metrics, oof
+
+
+def write_outputs(out, settings, metrics, oof):
+    """relevance_config.json, metrics.json and (fold >= 0) oof_predictions.parquet; main process only."""
+    import pandas as pd
+
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, mr.SETTINGS_NAME), "w") as f:
+        json.dump(settings, f, indent=2)
+    with open(os.path.join(out, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2, default=str)
+    if oof is not None:
+        pd.DataFrame(oof).to_parquet(os.path.join(out, "oof_predictions.parquet"), index=False)
+    logger.info("wrote %s, metrics.json%s to %s", mr.SETTINGS_NAME, ", oof_predictions.parquet" if oof else "", out)
+
+
+MODEL_CARD = """---
+{{ card_data }}
+---
+
+# Relevance classifier: task {{ settings.tasks | join("+") }}, fold {{ settings.fold }}
+
+LoRA adapter and float32 score head on `{{ settings.base_model_name_or_path }}`, trained by `run_relevance.py` \
+({{ settings.pooling }}-token pooling, template `{{ settings.template }}`, {{ settings.num_labels }} label(s)). \
+Output: P(relevant).
+
+{% if eval_table -%}
+## Validation metrics
+
+Fold {{ settings.fold }} held out (threshold 0.5 unless said otherwise).
+
+{{ eval_table }}
+{%- else -%}
+## Training
+
+Trained on all folds (`--fold -1`): no validation metrics.
+{%- endif %}
+
+Training: {{ train }}
+
+## Use
+
+```python
+from modeling_relevance import load_for_inference, predict_probabilities
+model, tokenizer, settings = load_for_inference({{ repo }})
+p = predict_probabilities(model, tokenizer, tasks, queries, targets, queries_en,
+                          template=settings['template'], max_length=settings['max_length'])
+```
+
+## Recipe
+
+```yaml
+{{ recipe }}
+```
+"""
+
+
+def make_model_card(settings, metrics, recipe, hub_model_id) -> ModelCard:
     import yaml
 
     base = settings["base_model_name_or_path"]
-    eval_metrics = metrics.get("eval")
     # The Hub rejects a card whose base_model is not a model id (a local folder, for instance).
     is_hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", base) is not None and not os.path.exists(base)
-    lines = [
-        "---",
-        "library_name: peft",
-        *([f"base_model: {base}"] if is_hub_id else []),
-        "tags: [relevance, sequence-classification, lora, run_relevance]",
-        "---",
-        "",
-        f"# Relevance classifier: task {'+'.join(settings['tasks'])}, fold {settings['fold']}",
-        "",
-        f"LoRA adapter and float32 score head on `{base}`, trained by `run_relevance.py` "
-        f"({settings['pooling']}-token pooling, template `{settings['template']}`, {settings['num_labels']} "
-        "label(s)). Output: P(relevant).",
-        "",
-        "## Validation metrics" if eval_metrics else "## Training",
-        "",
-    ]
-    if eval_metrics:
-        lines += [f"Fold {settings['fold']} held out (threshold 0.5 unless said otherwise).", "",
-                  format_table(eval_metrics), ""]
+    card_data = ModelCardData(library_name="peft", base_model=base if is_hub_id else None,
+                              tags=["relevance", "sequence-classification", "lora", "run_relevance"])
+    train = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics["train"].items())
+    return ModelCard.from_template(
+        card_data, template_str=MODEL_CARD, settings=settings, train=train,
+        eval_table=format_table(metrics["eval"]) if metrics["eval"] else None,
+        repo=repr(hub_model_id or "<this folder>"),
+        recipe=yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True).rstrip(),
+    )
+
+
+def card_recipe(script_args, training_args, model_args, label_smoothing) -> dict:
+    """The flags of this run, for the model card (secrets left out)."""
+    kept = ("learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
+            "gradient_accumulation_steps", "lr_scheduler_type", "warmup_steps", "weight_decay",
+            "label_smoothing_factor", "seed", "bf16", "eval_steps", "train_sampling_strategy")
+    training = {k: v for k, v in public_args(training_args).items() if k in kept}
+    training["label_smoothing_factor"] = label_smoothing
+    return {"relevance": public_args(script_args), "model": public_args(model_args), "training": training}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Model, logging
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def read_init_adapter(script_args: RelevanceArguments, model_args: ModelConfig):
+    """The --init_adapter's relevance_config.json (None without one), checked against this run."""
+    if not script_args.init_adapter:
+        return None
+    try:
+        init = mr.read_settings(script_args.init_adapter, revision=script_args.init_adapter_revision)
+    except (OSError, ValueError) as err:
+        raise UserError(f"--init_adapter {script_args.init_adapter}: cannot read its {mr.SETTINGS_NAME} ({err}); "
+                        "it must be a run_relevance.py output") from err
+    if init["num_labels"] != script_args.num_labels:
+        raise UserError(f"--init_adapter was trained with num_labels={init['num_labels']}, this run asks for "
+                        f"{script_args.num_labels}: the score head cannot be carried over")
+    pooling = init["pooling"] if script_args.pooling == "auto" else script_args.pooling
+    if pooling != init["pooling"]:
+        raise UserError(f"--init_adapter used pooling {init['pooling']!r}, this run asks {pooling!r}")
+    if init.get("num_hidden_layers") != script_args.num_hidden_layers:
+        raise UserError(f"--init_adapter was trained with num_hidden_layers={init.get('num_hidden_layers')}, this "
+                        f"run asks for {script_args.num_hidden_layers}: its LoRA layers would not match")
+    if init.get("base_model_name_or_path") != model_args.model_name_or_path:
+        logger.warning("--init_adapter was trained on %s, this run loads %s: make sure they are the same weights",
+                       init.get("base_model_name_or_path"), model_args.model_name_or_path)
+    return init
+
+
+def build_model(script_args, model_args, training_args, tokenizer, init_settings, label_smoothing):
+    """Backbone + score head (modeling_relevance.build_classifier), then LoRA: new, or the --init_adapter's."""
+    from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
+
+    quantization_config, device_map = None, None
+    if model_args.load_in_4bit or model_args.load_in_8bit:
+        from accelerate import PartialState
+
+        quantization_config = get_quantization_config(model_args)
+        if model_args.load_in_4bit:
+            quantization_config.bnb_4bit_compute_dtype = mr._torch_dtype(model_args.dtype)
+        device_map = {"": PartialState().local_process_index}
+    answer_ids = None
+    if script_args.score_init == "answer_tokens":
+        answer_ids = mr.answer_token_ids(tokenizer, script_args.answer_tokens.split(","))
+    model = mr.build_classifier(
+        model_args.model_name_or_path,
+        num_labels=script_args.num_labels,
+        pooling=init_settings["pooling"] if init_settings and script_args.pooling == "auto" else script_args.pooling,
+        dtype=model_args.dtype,
+        attn_implementation=model_args.attn_implementation,
+        revision=model_args.model_revision,
+        trust_remote_code=script_args.trust_remote_code,
+        quantization_config=quantization_config,
+        device_map=device_map,
+        score_init=script_args.score_init,
+        answer_token_ids=answer_ids,
+        label_smoothing=label_smoothing,
+        seed=training_args.seed,
+        num_hidden_layers=script_args.num_hidden_layers,
+    )
+    if quantization_config is not None:
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=bool(training_args.activation_checkpointing))
+    if script_args.init_adapter:
+        model = PeftModel.from_pretrained(
+            model, script_args.init_adapter, is_trainable=True, revision=script_args.init_adapter_revision
+        )
+        logger.info("continuing from adapter %s (LoRA + score head), trainable", script_args.init_adapter)
     else:
-        lines += ["Trained on all folds (`--fold -1`): no validation metrics.", ""]
-    train = metrics.get("train", {})
-    if train:
-        lines += ["Training: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                          for k, v in train.items()), ""]
-    lines += [
-        "## Use",
-        "",
-        "```python",
-        "from modeling_relevance import load_for_inference, predict_probabilities",
-        f"model, tokenizer, settings = load_for_inference({(hub_model_id or '<this folder>')!r})",
-        "p = predict_probabilities(model, tokenizer, tasks, queries, targets, queries_en,",
-        "                          template=settings['template'], max_length=settings['max_length'])",
-        "```",
-        "",
-        "## Recipe",
-        "",
-        "```yaml",
-        yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True).rstrip(),
-        "```",
-        "",
-    ]
-    with open(os.path.join(path, "README.md"), "w") as f:
-        f.write("\n".join(lines))
+        model = get_peft_model(model, get_peft_config(model_args))
+    trainable, total = model.get_nb_trainable_parameters()
+    logger.info(
+        "model %s: %s pooling, %d label(s), %s; trainable parameters %d of %d (%.3f%%)",
+        model_args.model_name_or_path, model.base_model.model.pooling, script_args.num_labels,
+        next(model.base_model.model.model.parameters()).dtype, trainable, total, 100 * trainable / total,
+    )
+    return model
 
 
-def check_best_checkpoint_schedule(training_args):
-    """The checks TrainingArguments makes when load_best_model_at_end is set on the command line."""
-    eval_strategy, save_strategy = training_args.eval_strategy, training_args.save_strategy
-    if save_strategy == "best":
-        return
-    if str(getattr(eval_strategy, "value", eval_strategy)) != str(getattr(save_strategy, "value", save_strategy)):
-        raise UserError(
-            f"restoring the best checkpoint needs --save_strategy equal to --eval_strategy (got {save_strategy} and "
-            f"{eval_strategy}); or pass --load_best_model_at_end false"
-        )
-    if eval_strategy == IntervalStrategy.STEPS and training_args.save_steps % training_args.eval_steps != 0:
-        raise UserError(
-            f"restoring the best checkpoint needs --save_steps ({training_args.save_steps}) to be a multiple of "
-            f"--eval_steps ({training_args.eval_steps})"
-        )
-
-
-def expand_hub_model_id(hub_model_id, tasks, fold):
-    if not hub_model_id:
-        return hub_model_id
-    return hub_model_id.replace("{task}", "-".join(tasks)).replace("{fold}", "all" if fold == -1 else str(fold))
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Main
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def main(script_args: RelevanceArguments, training_args: TrainingArguments, model_args: ModelConfig):
-    # 1. Logging, seed, argument checks --------------------------------------------------------------------------
+def setup_logging(training_args):
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
         datefmt="%m/%d/%Y %H:%M:%S",
@@ -573,48 +767,23 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
     mr.logger.setLevel(own_level)
     datasets.utils.logging.set_verbosity(log_level)
     transformers.utils.logging.set_verbosity(log_level)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Main
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def main(script_args: RelevanceArguments, training_args: TrainingArguments, model_args: ModelConfig):
+    # 1. Logging, settings and their checks (before any data or model loads), seed ------------------------------
+    setup_logging(training_args)
     logger.info("Relevance arguments %s", public_args(script_args))
-
     tasks = parse_tasks(script_args.task)  # --task, --template, --fold and --init_adapter: checked in __post_init__
-    if model_args.model_name_or_path is None:
-        raise UserError("--model_name_or_path is required")
-    check_folder_or_hub_repo(model_args.model_name_or_path, "--model_name_or_path")  # before the data loads
-    if not model_args.use_peft:
-        raise UserError("run_relevance.py trains LoRA adapters: --use_peft must stay true")
     fold = script_args.fold
+    label_smoothing = apply_training_defaults(training_args, script_args, tasks)
+    check_args(script_args, training_args, model_args)
+    init_settings = read_init_adapter(script_args, model_args)
     set_seed(training_args.seed)
-
-    if fold == -1 and training_args.eval_strategy != IntervalStrategy.NO:
-        logger.info("--fold -1: training on all rows, evaluation and best-checkpoint selection are off")
-        training_args.eval_strategy = IntervalStrategy.NO
-        training_args.load_best_model_at_end = False
-    # Default None (not True) so that --fold -1 parses without eval/save step constraints; resolved here.
-    if training_args.load_best_model_at_end is None:
-        training_args.load_best_model_at_end = training_args.eval_strategy != IntervalStrategy.NO
-        if training_args.load_best_model_at_end:
-            check_best_checkpoint_schedule(training_args)
-    if script_args.early_stopping_patience is not None and not training_args.load_best_model_at_end:
-        raise UserError("--early_stopping_patience needs evaluation during training: a fold >= 0, --eval_strategy "
-                         "steps or epoch, and the best checkpoint restored (--load_best_model_at_end)")
-    if model_args.load_in_4bit or model_args.load_in_8bit:
-        import importlib.util
-
-        import torch
-
-        if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
-            raise UserError("--load_in_4bit/--load_in_8bit (QLoRA) need a CUDA GPU and the bitsandbytes package")
-    # The loss is computed in the model (it handles one-logit heads too); the Trainer must not smooth it again.
-    label_smoothing = training_args.label_smoothing_factor
-    training_args.label_smoothing_factor = 0.0
-    # Counted for the tokens/s of metrics.json. (Set here: the CLI parses this str|bool field as a bool only.)
-    if training_args.include_num_input_tokens_seen in ("no", "all"):
-        training_args.include_num_input_tokens_seen = "non_padding"
-    # The Trainer would push every checkpoint and its own model card; this script pushes once, at the end.
-    push_to_hub = training_args.push_to_hub
-    training_args.push_to_hub = False
-    hub_model_id = expand_hub_model_id(training_args.hub_model_id, tasks, fold)
-    if push_to_hub and not hub_model_id:
-        raise UserError("--push_to_hub needs --hub_model_id (may contain {task} and {fold})")
 
     # 2. Data: load each task's folded dataset, split on the fold --------------------------------------------------
     with training_args.main_process_first(desc="loading datasets"):
@@ -633,84 +802,7 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
         eval_ds = tokenize_dataset(eval_raw, tokenizer, script_args, "validation set") if eval_raw is not None else None
 
     # 4. Model: backbone + score head, then LoRA (new, or the --init_adapter to continue from) --------------------
-    init_settings = None
-    num_labels, pooling = script_args.num_labels, script_args.pooling
-    if script_args.init_adapter:
-        try:
-            init_settings = mr.read_settings(script_args.init_adapter, revision=script_args.init_adapter_revision)
-        except (OSError, ValueError) as err:
-            raise UserError(
-                f"--init_adapter {script_args.init_adapter}: cannot read its {mr.SETTINGS_NAME} ({err}); "
-                "it must be a run_relevance.py output"
-            ) from err
-        if init_settings["num_labels"] != num_labels:
-            raise UserError(
-                f"--init_adapter was trained with num_labels={init_settings['num_labels']}, this run asks for "
-                f"{num_labels}: the score head cannot be carried over"
-            )
-        pooling = init_settings["pooling"] if pooling == "auto" else pooling
-        if pooling != init_settings["pooling"]:
-            raise UserError(f"--init_adapter used pooling {init_settings['pooling']!r}, this run asks {pooling!r}")
-        if init_settings.get("num_hidden_layers") != script_args.num_hidden_layers:
-            raise UserError(
-                f"--init_adapter was trained with num_hidden_layers={init_settings.get('num_hidden_layers')}, this "
-                f"run asks for {script_args.num_hidden_layers}: its LoRA layers would not match"
-            )
-        if init_settings.get("base_model_name_or_path") != model_args.model_name_or_path:
-            logger.warning(
-                "--init_adapter was trained on %s, this run loads %s: make sure they are the same weights",
-                init_settings.get("base_model_name_or_path"), model_args.model_name_or_path,
-            )
-
-    quantization_config, device_map = None, None
-    if model_args.load_in_4bit or model_args.load_in_8bit:
-        from accelerate import PartialState
-
-        quantization_config = get_quantization_config(model_args)
-        if model_args.load_in_4bit:
-            quantization_config.bnb_4bit_compute_dtype = mr._torch_dtype(model_args.dtype)
-        device_map = {"": PartialState().local_process_index}
-
-    answer_ids = None
-    if script_args.score_init == "answer_tokens":
-        answer_ids = mr.answer_token_ids(tokenizer, script_args.answer_tokens.split(","))
-    model = mr.build_classifier(
-        model_args.model_name_or_path,
-        num_labels=num_labels,
-        pooling=pooling,
-        dtype=model_args.dtype,
-        attn_implementation=model_args.attn_implementation,
-        revision=model_args.model_revision,
-        trust_remote_code=script_args.trust_remote_code,
-        quantization_config=quantization_config,
-        device_map=device_map,
-        score_init=script_args.score_init,
-        answer_token_ids=answer_ids,
-        label_smoothing=label_smoothing,
-        seed=training_args.seed,
-        num_hidden_layers=script_args.num_hidden_layers,
-    )
-    if quantization_config is not None:
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=bool(training_args.activation_checkpointing))
-
-    from peft import PeftModel, get_peft_model
-
-    if script_args.init_adapter:
-        model = PeftModel.from_pretrained(
-            model, script_args.init_adapter, is_trainable=True, revision=script_args.init_adapter_revision
-        )
-        logger.info("continuing from adapter %s (LoRA + score head), trainable", script_args.init_adapter)
-    else:
-        peft_config = get_peft_config(model_args)
-        model = get_peft_model(model, peft_config)
-    trainable, total = model.get_nb_trainable_parameters()
-    logger.info(
-        "model %s: %s pooling, %d label(s), %s; trainable parameters %d of %d (%.3f%%)",
-        model_args.model_name_or_path, model.base_model.model.pooling, num_labels,
-        next(model.base_model.model.model.parameters()).dtype, trainable, total, 100 * trainable / total,
-    )
+    model = build_model(script_args, model_args, training_args, tokenizer, init_settings, label_smoothing)
 
     # 5. Trainer -------------------------------------------------------------------------------------------------
     callbacks = []
@@ -728,16 +820,9 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
     )
 
     # 6. Train ---------------------------------------------------------------------------------------------------
-    checkpoint = training_args.resume_from_checkpoint
-    if checkpoint in ("last", "True", "true"):
-        checkpoint = get_last_checkpoint(training_args.output_dir)
-        if checkpoint is None:
-            raise UserError(f"--resume_from_checkpoint last: no checkpoint in {training_args.output_dir}")
     start = time.time()
-    train_result = trainer.train(resume_from_checkpoint=checkpoint)
-    train_metrics = dict(train_result.metrics)
-    train_metrics["train_rows"] = len(train_ds)
-    train_metrics["wall_time_s"] = time.time() - start
+    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    train_metrics = dict(train_result.metrics, train_rows=len(train_ds), wall_time_s=time.time() - start)
     # train_runtime includes the evaluations run during training: take them out of the training throughput.
     eval_seconds = sum(e["eval_runtime"] for e in trainer.state.log_history if "eval_runtime" in e)
     train_metrics["eval_seconds_during_training"] = eval_seconds
@@ -750,34 +835,13 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
     # 7. Evaluate the restored best checkpoint on the fold; out-of-fold predictions ---------------------------------
     eval_metrics, oof = None, None
     if eval_ds is not None:
-        prediction = trainer.predict(eval_ds, metric_key_prefix="eval")
-        probabilities = mr.probabilities_from_logits(prediction.predictions)
-        eval_columns = {c: column_values(eval_raw, c) for c in ("id", "fold", "task", "task_key", "language", "label")}
-        labels = np.asarray(eval_columns["label"])
-        # Guard against any reordering between the rows and the predictions (ids and languages would misalign).
-        if not np.array_equal(np.asarray(prediction.label_ids).reshape(-1), labels):
-            raise RuntimeError("validation predictions came back in a different order than the validation rows")
-        eval_metrics = mr.binary_metrics(labels, probabilities, prior=prior)
-        eval_metrics["per_language"] = grouped_metrics(labels, probabilities, eval_columns["language"])
-        if len(tasks) > 1:
-            eval_metrics["per_task"] = grouped_metrics(labels, probabilities, eval_columns["task_key"])
-        eval_metrics["train_prior"] = prior
-        eval_metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
-        oof = {
-            "id": eval_columns["id"],
-            "fold": eval_columns["fold"],
-            "task": eval_columns["task"],
-            "language": eval_columns["language"],
-            "label": eval_columns["label"],
-            "probability": probabilities.astype(np.float64),
-        }
+        eval_metrics, oof = evaluate_fold(trainer, eval_ds, eval_raw, prior, tasks)
         if trainer.is_world_process_zero():
             restored = ", best checkpoint restored" if training_args.load_best_model_at_end else ", last step"
             print(f"\nValidation fold {fold} ({', '.join(tasks)}){restored}:\n")
             print(format_table(eval_metrics) + "\n")
 
-    # 8. Save: adapter + tokenizer (Trainer's save path: works under DeepSpeed ZeRO-3), settings, metrics, card ----
-    trainer.save_model(training_args.output_dir)
+    # 8. Save and push: adapter + tokenizer (the Trainer's save: DeepSpeed-safe), settings, metrics, OOF, card ----
     settings = {
         "base_model_name_or_path": model_args.model_name_or_path,
         "tasks": tasks,
@@ -785,7 +849,7 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
         "template": script_args.template,
         "max_length": script_args.max_length,
         "use_translation": translation,
-        "num_labels": num_labels,
+        "num_labels": script_args.num_labels,
         "pooling": model.base_model.model.pooling,
         "num_hidden_layers": script_args.num_hidden_layers,
         "score_init": script_args.score_init,
@@ -795,79 +859,24 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
         "label_smoothing": label_smoothing,
     }
     metrics = {"eval": eval_metrics, "train": train_metrics, "settings": settings}
-    recipe = {
-        "relevance": public_args(script_args),
-        "model": public_args(model_args),
-        "training": {k: v for k, v in public_args(training_args).items()
-                     if k in ("learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
-                              "gradient_accumulation_steps", "lr_scheduler_type", "warmup_steps", "weight_decay",
-                              "label_smoothing_factor", "seed", "bf16", "eval_steps", "train_sampling_strategy")},
-    }
-    recipe["training"]["label_smoothing_factor"] = label_smoothing
+    recipe = card_recipe(script_args, training_args, model_args, label_smoothing)
+    hub_model_id = training_args.hub_model_id if training_args.push_to_hub else None
+    trainer.model_card = make_model_card(settings, metrics, recipe, hub_model_id)
+    if not training_args.push_to_hub:
+        trainer.save_model()  # first: a folder with metrics.json holds a whole adapter (scripts/run_recipe.py)
     if trainer.is_world_process_zero():
-        out = training_args.output_dir
-        os.makedirs(out, exist_ok=True)
-        tokenizer.save_pretrained(out)
-        with open(os.path.join(out, mr.SETTINGS_NAME), "w") as f:
-            json.dump(settings, f, indent=2)
-        with open(os.path.join(out, "metrics.json"), "w") as f:
-            json.dump(metrics, f, indent=2, default=str)
-        if oof is not None:
-            import pandas as pd
-
-            pd.DataFrame(oof).to_parquet(os.path.join(out, "oof_predictions.parquet"), index=False)
-        write_model_card(out, settings, metrics, recipe, hub_model_id if push_to_hub else None)
-        logger.info("wrote adapter, tokenizer, %s, metrics.json%s and README.md to %s", mr.SETTINGS_NAME,
-                    ", oof_predictions.parquet" if oof is not None else "", out)
-
-    # 9. Push the adapter, settings, metrics, OOF predictions and card (private unless --hub_private_repo false) ---
-    if push_to_hub and trainer.is_world_process_zero():
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=training_args.hub_token)
-        private = True if training_args.hub_private_repo is None else training_args.hub_private_repo
-        api.create_repo(hub_model_id, private=private, exist_ok=True)
-        api.upload_folder(
-            repo_id=hub_model_id,
-            folder_path=training_args.output_dir,
-            ignore_patterns=["checkpoint-*", "checkpoint-*/**", "runs/**", "training_args.bin"],
-            commit_message=f"run_relevance.py: task {'+'.join(tasks)}, fold {fold}",
-        )
-        logger.info("pushed to %s (private=%s)", hub_model_id, private)
-    training_args.push_to_hub = push_to_hub
+        write_outputs(training_args.output_dir, settings, metrics, oof)
+    if training_args.push_to_hub:  # saves the adapter, writes the card, uploads the folder in one commit
+        trainer.push_to_hub(commit_message=f"run_relevance.py: task {'+'.join(tasks)}, fold {fold}")
+        logger.info("pushed to %s (private=%s)", hub_model_id, training_args.hub_private_repo)
+    else:
+        trainer.create_model_card()
     return metrics
 
 
 def make_parser() -> TrlParser:
     parser = TrlParser((RelevanceArguments, TrainingArguments, ModelConfig))
-    parser.set_defaults(
-        # LoRA as the winners: r 16, alpha 32, dropout 0.05 on every linear layer of the language model.
-        use_peft=True,
-        lora_r=16,
-        lora_alpha=32,
-        lora_dropout=0.05,
-        lora_target_modules=["all-linear"],
-        lora_task_type="SEQ_CLS",
-        dtype="auto",
-        attn_implementation="sdpa",
-        learning_rate=1e-5,
-        num_train_epochs=1,
-        per_device_train_batch_size=8,
-        per_device_eval_batch_size=32,
-        lr_scheduler_type="cosine",
-        warmup_steps=0.05,
-        eval_strategy="steps",
-        eval_steps=100,
-        save_strategy="steps",
-        save_steps=100,
-        save_total_limit=2,
-        logging_steps=10,
-        load_best_model_at_end=None,
-        metric_for_best_model="f1",
-        greater_is_better=True,
-        train_sampling_strategy="group_by_length",
-        report_to="none",
-    )
+    parser.set_defaults(**DEFAULTS)
     return parser
 
 

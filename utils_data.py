@@ -1,7 +1,8 @@
-"""Data helpers shared by make_folds.py, run_translate.py, run_relevance.py and make_submission.py.
+"""Data helpers shared by make_folds.py, run_translate.py and make_submission.py.
 
 Kept small on purpose: reading and validating the competition's raw files, normalising text, parsing
-category paths and loading a folded dataset from a Hub id or a local directory. See docs/conventions.md.
+category paths. See docs/conventions.md. `UserError`, `run_cli`, `parse_tasks`, `check_folder_or_hub_repo` and
+`load_folded_dataset` are defined in modeling_relevance.py (training runs from two files) and re-exported here.
 
 Raw-file policy (what `read_raw_file` / `read_raw_dataset` do):
 - Required fields: `id`, `language`, `origin_query`, the task's target (`category_path` for QC, `item_title`
@@ -22,21 +23,26 @@ import json
 import math
 import os
 import re
-import sys
 import unicodedata
 from dataclasses import dataclass, field
 
 import datasets
-import huggingface_hub
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from huggingface_hub import constants as hf_constants
-from huggingface_hub.errors import HFValidationError
-from huggingface_hub.file_download import repo_folder_name
-from huggingface_hub.utils import validate_repo_id
 
-TASKS = ("qc", "qi")
+# Defined in modeling_relevance.py (so that run_relevance.py + modeling_relevance.py run alone); re-exported here.
+from modeling_relevance import (  # noqa: F401
+    CATEGORY_JOINER,
+    DEBUG_VARIABLE,
+    TASKS,
+    UserError,
+    check_folder_or_hub_repo,
+    load_folded_dataset,
+    parse_tasks,
+    run_cli,
+)
+
 TARGET_COLUMN = {"qc": "category_path", "qi": "item_title"}
 RAW_REQUIRED_FIELDS = ("id", "language", "origin_query")
 LABEL_COLUMN = "label"
@@ -45,7 +51,6 @@ DERIVED_COLUMNS = ("query", "target", "category_levels", "fold", "exclude_from_t
 JSON_LINES_EXTENSIONS = (".jsonl", ".json", ".txt")
 CSV_EXTENSIONS = (".csv", ".tsv")
 PARQUET_EXTENSIONS = (".parquet", ".pq")
-CATEGORY_JOINER = " > "
 
 # Levels are joined by "," but a level name may itself contain ", " (e.g. "phones & telecommunications,
 # mobile phone accessories, parts"): split only on a comma that is not followed by whitespace.
@@ -53,48 +58,6 @@ _LEVEL_SPLIT = re.compile(r",(?=\S)")
 _WHITESPACE = re.compile(r"\s+")
 # Errors listed in one exception message; the rest are counted.
 _MAX_LISTED_ERRORS = 20
-DEBUG_VARIABLE = "RELEVANCE_DEBUG"
-
-
-class UserError(ValueError):
-    """A mistake in the flags or the input, not a bug: reported by `run_cli` as one line, without a traceback.
-
-    The message says what is wrong, where (file:line, field or flag) and what to do. A ValueError, so that callers
-    and tests that catch ValueError keep working.
-    """
-
-
-def run_cli(main, parse=None):
-    """Run a script's `main()` (or `main(*parse())`): a UserError ends it with `SCRIPT: error: MESSAGE` on stderr and
-    exit code 1 (argparse's own errors exit with 2), no traceback unless RELEVANCE_DEBUG=1. A ValueError from
-    `parse` is a bad flag too (TrainingArguments and trl's ModelConfig check theirs with ValueError), and so is an
-    OSError (trl's parser reading a missing --config file)."""
-    try:
-        if parse is None:
-            return main()
-        try:
-            args = parse()
-        except (ValueError, OSError) as err:
-            raise UserError(str(err)) from err
-        return main(*args)
-    except UserError as err:
-        if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
-            raise
-        print(f"{os.path.basename(sys.argv[0])}: error: {err}", file=sys.stderr)
-        sys.exit(1)
-
-
-def parse_tasks(task_arg: str) -> list:
-    """The tasks named by a `--task` value: `qc`, `qi` or `qc,qi` (lowercase, in the given order)."""
-    tasks = [t.strip().lower() for t in str(task_arg).split(",") if t.strip()]
-    if not tasks:
-        raise UserError("--task is empty; use qc, qi or qc,qi")
-    for task in tasks:
-        if task not in TASKS:
-            raise UserError(f"unknown task {task!r} in --task {task_arg!r}; use qc, qi or qc,qi")
-    if len(set(tasks)) != len(tasks):
-        raise UserError(f"--task {task_arg!r} names a task twice")
-    return tasks
 
 
 def normalize_text(text, lowercase: bool = False) -> str:
@@ -484,59 +447,3 @@ def read_raw_dataset(name_or_path: str, split: str, task: str = None, labelled: 
     if split not in loaded:
         raise DataValidationError(f"{name_or_path}: no split {split!r} (splits: {list(loaded)})")
     return read_raw_split(loaded[split], f"{name_or_path}[{split}]", task, labelled, skip_invalid)
-
-
-def _neither_folder_nor_hub_id(name) -> bool:
-    """A name that is no local folder and cannot be a Hub repo id: './x', '/x', 'x/y/z', '' (no Hub request)."""
-    if os.path.isdir(name):
-        return False
-    try:
-        validate_repo_id(name)
-    except HFValidationError:
-        return True
-    return False
-
-
-def check_folder_or_hub_repo(name: str, flag: str, repo_type: str = "model") -> None:
-    """Fail fast, before any download or model load, unless `name` is a local folder or a repo the Hub has.
-
-    One request at most (`repo_exists`), and only for a name that can be a repo id; a Hub that cannot be reached
-    is one clear error too. With HF_HUB_OFFLINE=1, a repo downloaded before (in the Hub cache) passes.
-    """
-    if os.path.isdir(name):
-        return
-    if os.path.exists(name):
-        raise UserError(f"{flag} {name}: a file, not a folder; give the folder that holds it, or a Hub repo id")
-    if _neither_folder_nor_hub_id(name):
-        raise UserError(f"{flag} {name}: no such folder or Hub repo (no folder of that name here, and not a Hub "
-                        "repo id NAME or NAMESPACE/NAME); give an existing folder or a Hub repo id")
-    if hf_constants.HF_HUB_OFFLINE:
-        if os.path.isdir(os.path.join(hf_constants.HF_HUB_CACHE, repo_folder_name(repo_id=name, repo_type=repo_type))):
-            return  # the libraries load it from the cache
-        raise UserError(f"{flag} {name}: no such folder, and no cached copy of the Hub {repo_type} repo {name} "
-                        "(HF_HUB_OFFLINE is set); give an existing folder, or unset HF_HUB_OFFLINE to download it")
-    try:
-        found = huggingface_hub.repo_exists(name, repo_type=repo_type)
-    except Exception as err:  # the HTTP client's own errors (connection refused, timeout, offline mode): any of them
-        raise UserError(f"{flag} {name}: no such folder, and the Hub at {hf_constants.ENDPOINT} could not be asked "
-                        f"about a {repo_type} repo {name} ({type(err).__name__}: {str(err).splitlines()[0]}); give an "
-                        "existing folder, or check the network, HF_ENDPOINT and HF_HUB_OFFLINE") from err
-    if not found:
-        raise UserError(f"{flag} {name}: no such folder or Hub repo ({hf_constants.ENDPOINT} has no {repo_type} repo "
-                        f"{name}, or it is private and your token cannot read it); give an existing folder or repo")
-
-
-def load_folded_dataset(name_or_path: str, **kwargs) -> datasets.DatasetDict:
-    """Load what make_folds.py (or run_translate.py) wrote: a save_to_disk folder, or a Hub dataset id."""
-    if os.path.isdir(name_or_path) and (
-        os.path.exists(os.path.join(name_or_path, "dataset_dict.json"))
-        or os.path.exists(os.path.join(name_or_path, "state.json"))
-    ):
-        loaded = datasets.load_from_disk(name_or_path)
-    else:
-        # A missing folder or repo is one clear error here, not datasets' retries and traceback.
-        check_folder_or_hub_repo(name_or_path, "--dataset_name", repo_type="dataset")
-        loaded = datasets.load_dataset(name_or_path, **kwargs)
-    if isinstance(loaded, datasets.Dataset):
-        loaded = datasets.DatasetDict({"train": loaded})
-    return loaded

@@ -136,6 +136,21 @@ def test_input_text_templates():
         mr.build_input_text("qx", "q", "t")
 
 
+@pytest.mark.parametrize("template, task, expected", [
+    ("bare", "qc", "zapato rojo - red shoe [SEP] shoes > sandals"),
+    ("bare", "qi", "zapato rojo - red shoe [SEP] shoes > sandals"),
+    ("instruct", "qc", "Is the product category relevant to the search query? Answer yes or no.\n"
+                       "Query: zapato rojo - red shoe\nCategory: shoes > sandals\nAnswer:"),
+    ("instruct", "QI", "Is the product title relevant to the search query? Answer yes or no.\n"
+                       "Query: zapato rojo - red shoe\nProduct title: shoes > sandals\nAnswer:"),
+])
+def test_input_text_is_pinned(template, task, expected):
+    """The exact text trained adapters were fed: any change here invalidates every adapter already trained."""
+    assert mr.build_input_text(task, "zapato rojo", "shoes > sandals", query_en="red shoe", template=template) == expected
+    head, target, tail = mr.build_input_parts(task, "q", None, template=template)
+    assert target == "" and head + tail == expected.replace("zapato rojo - red shoe", "q").replace("shoes > sandals", "")
+
+
 def test_target_truncated_query_never(tiny):
     from transformers import AutoTokenizer
 

@@ -21,7 +21,6 @@ import math
 import os
 import sys
 
-import datasets
 import huggingface_hub
 import numpy as np
 import torch
@@ -796,8 +795,10 @@ def check_folder_or_hub_repo(name: str, flag: str, repo_type: str = "model") -> 
                         f"{name}, or it is private and your token cannot read it); give an existing folder or repo")
 
 
-def load_folded_dataset(name_or_path: str, **kwargs) -> datasets.DatasetDict:
+def load_folded_dataset(name_or_path: str, **kwargs) -> "datasets.DatasetDict":
     """Load what make_folds.py (or run_translate.py) wrote: a save_to_disk folder, or a Hub dataset id."""
+    import datasets  # here, not at the top: inference and benchmarks/gpu_check.py need no datasets
+
     if os.path.isdir(name_or_path) and (
         os.path.exists(os.path.join(name_or_path, "dataset_dict.json"))
         or os.path.exists(os.path.join(name_or_path, "state.json"))

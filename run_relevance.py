@@ -222,6 +222,9 @@ def apply_training_defaults(training_args: TrainingArguments, script_args: Relev
     # One push, at the end, of a private repo unless --hub_private_repo false; {task} and {fold} expanded.
     training_args.hub_model_id = expand_hub_model_id(training_args.hub_model_id, tasks, script_args.fold)
     training_args.hub_strategy = "end"
+    # The Trainer pickles its arguments into training_args.bin, which the push uploads: a --hub_token must not be in it.
+    if training_args.hub_token:
+        os.environ["HF_TOKEN"], training_args.hub_token = training_args.hub_token, None
     if training_args.hub_private_repo is None:
         training_args.hub_private_repo = True
     if training_args.resume_from_checkpoint in ("last", "True", "true"):

@@ -365,6 +365,19 @@ def test_config_file_then_command_line(tmp_path, tiny):
     assert model_args.lora_target_modules == "all-linear" and model_args.lora_task_type == "SEQ_CLS"
 
 
+def test_hub_token_is_not_pickled_into_training_args(tmp_path, tiny, monkeypatch):
+    # The push uploads training_args.bin (a pickle of TrainingArguments): a --hub_token must not travel inside it.
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    parser = run_relevance.make_parser()
+    script_args, training_args, _ = parser.parse_args_and_config(
+        ["--model_name_or_path", tiny["gemma3"], "--dataset_name", "x", "--task", "qc", "--push_to_hub",
+         "--hub_model_id", "me/r-{task}", "--hub_token", "hf_secret_value", "--output_dir", str(tmp_path / "o")])
+    run_relevance.apply_training_defaults(training_args, script_args, ["qc"])
+    assert os.environ["HF_TOKEN"] == "hf_secret_value" and training_args.hub_token is None
+    torch.save(training_args, tmp_path / "training_args.bin")
+    assert b"hf_secret_value" not in (tmp_path / "training_args.bin").read_bytes()
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Bad inputs
 # ----------------------------------------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ def load_arm(args, arm: str) -> tuple:
         if not os.path.isfile(path):
             continue
         frames.append(pd.read_parquet(path))
-        metrics = json.load(open(os.path.join(run, ms.METRICS_FILE)))
+        metrics = json.load(open(os.path.join(run, "metrics.json")))
         read = lambda name: open(os.path.join(run, name)).read().strip() if os.path.isfile(os.path.join(run, name)) else ""  # noqa: E731
         facts.append({"run": os.path.basename(run), "train_rows": metrics["train"].get("train_rows"),
                       "val_rows": len(frames[-1]), "prior": metrics["eval"].get("train_prior"),

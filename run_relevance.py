@@ -182,9 +182,10 @@ class RelevanceArguments:
             "(an encoder's bidirectional attention would mix the rows). Meant for GPUs with --attn_implementation "
             "flash_attention_2 (its variable-length kernel runs each row alone, and no layer computes padding). "
             "sdpa and eager keep the rows apart too (checked equal on CPU), but through a dense mask over the whole "
-            "batch, so their attention costs more than with padding (CPU measurement: docs/scaling.md). Not turned "
-            "on by flash_attention_2 automatically: it has not been run on a GPU yet, so a GPU recipe opts in "
-            "explicitly."
+            "batch, so their attention costs more than with padding; measured on a shared 2-core CPU it was mixed "
+            "(Gemma-3-270m about 1.1x the padded tokens/s in most alternated pairs, a tiny model 0.8x; "
+            "docs/scaling.md), so it stays off by default. Not turned on by flash_attention_2 automatically either: it "
+            "has not been run on a GPU yet, so a GPU recipe opts in explicitly."
         },
     )
     early_stopping_patience: int | None = field(

@@ -7,7 +7,8 @@
 
 Where to change what (training and prediction both go through here, so they cannot disagree):
 - the prompt: `PROMPTS` (one entry per `--template`) and `TASK_WORDS` (one per task), filled in `build_input_parts`;
-- the pooling: a `pool_*` function and its entry in `POOLINGS` (`--pooling auto` is resolved in `resolve_pooling`);
+- the pooling: a `pool_*` function and its entry in `POOLINGS` (`--pooling auto` is resolved in `resolve_pooling`;
+  a flattened, padding-free batch is split back into its rows in `pool_hidden_states`, nowhere else);
 - the head: `LastTokenClassifier.score`, a bias-free float32 linear layer, initialised in `build_classifier`;
 - the loss: `relevance_loss`, called by `LastTokenClassifier.forward`.
 
@@ -197,12 +198,35 @@ def pool_first(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> tor
 # --pooling: one hidden state per row, (batch, length, hidden) + mask -> (batch, hidden). "auto": resolve_pooling.
 POOLINGS = {"last": pool_last, "first": pool_first}
 POOLING_CHOICES = ("auto", *POOLINGS)
+# What DataCollatorWithFlattening(return_flash_attn_kwargs=True) adds to a flattened batch for flash attention.
+FLASH_ATTENTION_KWARGS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")
 
 
-def pool_hidden_states(hidden_states: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """The hidden state `POOLINGS[pooling]` picks in each row."""
+def packed_row_mask(position_ids: torch.Tensor) -> torch.Tensor:
+    """The rows of a flattened batch as a padded-style mask. A flattened batch (padding-free training,
+    transformers' `DataCollatorWithFlattening`) is one row of shape (1, total tokens) holding the original rows one
+    after the other, its `position_ids` restarting at 0 where each of them starts. Returns a (rows, total tokens)
+    mask whose row r is 1 on the tokens of original row r, in order."""
+    if position_ids.ndim != 2 or position_ids.shape[0] != 1 or position_ids.shape[1] == 0 or position_ids[0, 0] != 0:
+        raise ValueError(f"a flattened batch has position_ids of shape (1, total tokens) starting at 0, got shape "
+                         f"{tuple(position_ids.shape)}")
+    row_of_token = (position_ids[0] == 0).long().cumsum(0) - 1
+    rows = torch.arange(int(row_of_token[-1]) + 1, device=position_ids.device)
+    return (row_of_token.unsqueeze(0) == rows.unsqueeze(1)).long()
+
+
+def pool_hidden_states(
+    hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str, packed_position_ids=None
+) -> torch.Tensor:
+    """The hidden state `POOLINGS[pooling]` picks in each row. With `packed_position_ids` (a flattened batch, no
+    attention mask) the one packed row is seen as one row per original row, each masked to its own tokens
+    (`packed_row_mask`), so the same `POOLINGS` function picks the same token as on the padded batch: one pooled
+    state per original row, in order."""
     if pooling not in POOLINGS:
         raise ValueError(f"unknown pooling {pooling!r}")
+    if packed_position_ids is not None:
+        attention_mask = packed_row_mask(packed_position_ids)
+        hidden_states = hidden_states.expand(attention_mask.shape[0], -1, -1)  # a view: nothing is copied
     if not attention_mask.bool().any(dim=-1).all():
         raise ValueError("a row of the batch has no token with attention_mask == 1")
     return POOLINGS[pooling](hidden_states, attention_mask)
@@ -294,26 +318,44 @@ class LastTokenClassifier(PreTrainedModel):
         inputs_embeds=None,
         labels=None,
         num_items_in_batch=None,
+        position_ids=None,
         **kwargs,
     ):
-        if attention_mask is None:
-            reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
-            attention_mask = torch.ones(reference.shape[:2], dtype=torch.long, device=reference.device)
-        backbone_kwargs = {}
-        if self.is_decoder_backbone:
-            # Positions count real tokens only, so a left-padded row sees the same positions as unpadded.
-            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-            backbone_kwargs = {"use_cache": False, "position_ids": position_ids}
+        packed_position_ids = position_ids
+        if packed_position_ids is not None:
+            backbone_kwargs = self._flattened_batch_kwargs(attention_mask, packed_position_ids, kwargs)
+        else:
+            if attention_mask is None:
+                reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
+                attention_mask = torch.ones(reference.shape[:2], dtype=torch.long, device=reference.device)
+            backbone_kwargs = {}
+            if self.is_decoder_backbone:
+                # Positions count real tokens only, so a left-padded row sees the same positions as unpadded.
+                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+                backbone_kwargs = {"use_cache": False, "position_ids": position_ids}
         outputs = self.model(
             input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **backbone_kwargs
         )
-        pooled = pool_hidden_states(outputs.last_hidden_state, attention_mask, self.pooling)
+        pooled = pool_hidden_states(outputs.last_hidden_state, attention_mask, self.pooling, packed_position_ids)
         logits = self.score(pooled.to(self.score.weight.dtype))
 
         loss = None
         if labels is not None:
             loss = relevance_loss(logits, labels, self.label_smoothing, num_items_in_batch)
         return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    def _flattened_batch_kwargs(self, attention_mask, position_ids, kwargs) -> dict:
+        """The backbone's arguments for a flattened batch (`position_ids` given, no attention mask): transformers
+        then keeps each packed row to itself (causal masks: `find_packed_sequence_indices`; flash attention: the
+        `cu_seq_lens_*` / `max_length_*` the collator may add, else derived from `position_ids`)."""
+        if attention_mask is not None:
+            raise ValueError("a flattened batch (position_ids) has no attention_mask; a padded batch has no "
+                             "position_ids: give one or the other")
+        if _is_encoder(self.config):
+            raise ValueError(f"padding-free (flattened) batches need a causal decoder; {self.config.model_type} is an "
+                             "encoder, whose bidirectional attention would mix the packed rows")
+        flash = {k: v for k, v in kwargs.items() if k in FLASH_ATTENTION_KWARGS}
+        return {"use_cache": False, "position_ids": position_ids, **flash}
 
 
 def resolve_pooling(config, pooling: str = "auto") -> str:
@@ -322,7 +364,12 @@ def resolve_pooling(config, pooling: str = "auto") -> str:
         raise ValueError(f"unknown pooling {pooling!r}; expected one of {POOLING_CHOICES}")
     if pooling != "auto":
         return pooling
-    return "first" if config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES else "last"
+    return "first" if _is_encoder(config) else "last"
+
+
+def _is_encoder(config) -> bool:
+    """A masked-LM (bidirectional encoder) architecture: XLM-R, BERT, ..."""
+    return config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 
 def _torch_dtype(dtype):

@@ -32,6 +32,7 @@ from huggingface_hub import ModelCard, ModelCardData
 from torch.utils.data import SequentialSampler
 from transformers import (
     AutoTokenizer,
+    DataCollatorWithFlattening,
     DataCollatorWithPadding,
     EarlyStoppingCallback,
     Trainer,
@@ -170,6 +171,21 @@ class RelevanceArguments:
             "help": "QC only: for every positive training row, add its K nearest ancestor prefixes (parent, "
             "grandparent, ...) as extra positive rows (relevant to a leaf implies relevant to its parent; a "
             "negative says nothing about the parent). Validation rows are untouched. docs/hierarchy.md."
+        },
+    )
+    padding_free: bool = field(
+        default=False,
+        metadata={
+            "help": "Padding-free batches: each batch's rows are concatenated into one row whose position_ids restart "
+            "at 0 per row (transformers' DataCollatorWithFlattening, one label per row kept); the model pools each "
+            "packed row's last (or first) token, so the logits and the loss equal the padded batch's. Decoders only "
+            "(an encoder's bidirectional attention would mix the rows). Meant for GPUs with --attn_implementation "
+            "flash_attention_2 (its variable-length kernel runs each row alone, and no layer computes padding). "
+            "sdpa and eager keep the rows apart too (checked equal on CPU), but through a dense mask over the whole "
+            "batch, so their attention costs more than with padding; measured on a shared 2-core CPU it was mixed "
+            "(Gemma-3-270m about 1.1x the padded tokens/s in most alternated pairs, a tiny model 0.8x; "
+            "docs/scaling.md), so it stays off by default. Not turned on by flash_attention_2 automatically either: it "
+            "has not been run on a GPU yet, so a GPU recipe opts in explicitly."
         },
     )
     early_stopping_patience: int | None = field(
@@ -508,6 +524,29 @@ class RelevanceTrainer(Trainer):
             self.model_card.save(os.path.join(self.args.output_dir, "README.md"))
 
 
+class RowLabelFlatteningCollator(DataCollatorWithFlattening):
+    """`DataCollatorWithFlattening` (padding-free: the batch as one row, position_ids restarting at 0 per row) for
+    one label per row: transformers' collator expects token labels, this one returns `labels` of shape (rows,)."""
+
+    def __call__(self, features, return_tensors=None, separator_id=None):
+        import torch
+
+        batch = super().__call__([{"input_ids": f["input_ids"]} for f in features], return_tensors, separator_id)
+        del batch["labels"]  # the token labels the parent derived from input_ids
+        if "labels" in features[0]:
+            batch["labels"] = torch.tensor([int(f["labels"]) for f in features], dtype=torch.long)
+        return batch
+
+
+def make_collator(script_args, model_args, tokenizer):
+    """Padded batches (dynamic padding to a multiple of 8), or with --padding_free flattened ones (with the flash
+    attention sequence boundaries when the attention is flash attention, so it need not derive them)."""
+    if not script_args.padding_free:
+        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
+    flash = "flash" in str(model_args.attn_implementation or "")
+    return RowLabelFlatteningCollator(return_position_ids=True, return_flash_attn_kwargs=flash)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Metrics, outputs
 # ----------------------------------------------------------------------------------------------------------------
@@ -738,6 +777,9 @@ def build_model(script_args, model_args, training_args, tokenizer, init_settings
         seed=training_args.seed,
         num_hidden_layers=script_args.num_hidden_layers,
     )
+    if script_args.padding_free and mr._is_encoder(model.config):
+        raise UserError(f"--padding_free needs a decoder: {model_args.model_name_or_path} is an encoder, whose "
+                        "bidirectional attention would mix the packed rows")
     if quantization_config is not None:
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=bool(training_args.activation_checkpointing))
@@ -817,7 +859,7 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
         train_dataset=train_ds,
         eval_dataset=eval_ds,
         processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8),
+        data_collator=make_collator(script_args, model_args, tokenizer),
         compute_metrics=make_compute_metrics(eval_raw, prior) if eval_raw is not None else None,
         callbacks=callbacks,
     )

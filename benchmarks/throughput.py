@@ -10,6 +10,9 @@ its peak memory (`ru_maxrss`) is its own. Medians and ratios are reported: the m
   `naive` = a plain HF `Trainer` on the same model, rows and tokenisation: random order, fixed batch, every batch
             padded to `--max_length`.
   Both see exactly the same rows once (`--train_rows` is a multiple of `--batch_size`, one epoch).
+- padding-free training (`--parts padding_free`), tokens/s: `ours` against `run_relevance.main` with
+  `--padding_free` (the same run, each batch flattened into one row: no padding, packed rows kept apart by their
+  position_ids); reported per alternated pair and as medians.
 - inference, pairs/s (rows x adapters / seconds), from benchmarks/inference_speed.py:
   `ours`  = make_submission.py's path (`fast_scores`: deduplicated, length-sorted, token-budget batches, merged LoRA);
   `naive` = seed-style (`naive_scores`: file order, batches of 64 padded to the longest, unmerged adapter).
@@ -22,6 +25,8 @@ its peak memory (`ru_maxrss`) is its own. Medians and ratios are reported: the m
     python benchmarks/throughput.py --model_name_or_path .cache/models/gemma-3-270m
     # tiny random Gemma-3 (2 layers, hidden 64): seconds, checks the plumbing
     python benchmarks/throughput.py --quick
+    # padded against padding-free training only
+    python benchmarks/throughput.py --parts padding_free --repeats 4
 """
 
 import json
@@ -42,7 +47,8 @@ sys.path.insert(0, REPO_ROOT)
 
 logger = logging.getLogger(__name__)
 
-ARMS = {"train": ("train_naive", "train_ours"), "infer": ("infer_naive", "infer_ours")}
+ARMS = {"train": ("train_naive", "train_ours"), "infer": ("infer_naive", "infer_ours"),
+        "padding_free": ("train_ours", "train_padding_free")}
 
 
 @dataclass
@@ -56,7 +62,9 @@ class ThroughputArguments:
         metadata={"help": "Raw labelled file (JSON lines) the rows come from; data/sample/train_QC.jsonl if absent."},
     )
     task: str = field(default="qc", metadata={"help": "Task of --data_file: qc or qi."})
-    parts: str = field(default="train,infer", metadata={"help": "What to measure: train, infer or both."})
+    parts: str = field(
+        default="train,infer", metadata={"help": "What to measure, comma-separated: train, infer, padding_free."}
+    )
     train_rows: int = field(default=64, metadata={"help": "Training rows (one epoch; a multiple of --batch_size)."})
     batch_size: int = field(default=8, metadata={"help": "Training rows per step (both arms)."})
     max_length: int = field(
@@ -106,7 +114,7 @@ def _training_rows(plan, args, tokenizer):
     return rr.tokenize_dataset(train, tokenizer, script_args, "training set")
 
 
-def worker_train_ours(args, plan) -> dict:
+def worker_train_ours(args, plan, extra=()) -> dict:
     import run_relevance as rr
 
     out = tempfile.mkdtemp(prefix="throughput-ours-")
@@ -116,7 +124,7 @@ def worker_train_ours(args, plan) -> dict:
             "--fold", "-1", "--max_train_samples", str(args.train_rows), "--num_train_epochs", "1",
             "--per_device_train_batch_size", str(args.batch_size), "--max_length", str(args.max_length),
             "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "1000", "--seed", str(args.seed),
-            "--dtype", "float32", "--output_dir", out,
+            "--dtype", "float32", "--output_dir", out, *extra,
         ])
         train = rr.main(script_args, training_args, model_args)["train"]
     finally:
@@ -124,6 +132,10 @@ def worker_train_ours(args, plan) -> dict:
     return {"tokens": train["num_input_tokens_seen"], "seconds": train["train_runtime"],
             "tokens_per_s": train["num_input_tokens_seen"] / train["train_runtime"], "steps": train.get("train_steps"),
             "padding": "dynamic, multiple of 8", "order": "group_by_length"}
+
+
+def worker_train_padding_free(args, plan) -> dict:
+    return dict(worker_train_ours(args, plan, ["--padding_free", "true"]), padding="none (flattened rows)")
 
 
 def worker_train_naive(args, plan) -> dict:
@@ -221,7 +233,8 @@ def worker_infer_ours(args, plan) -> dict:
 
 
 WORKERS = {"matmul": worker_matmul, "train_ours": worker_train_ours, "train_naive": worker_train_naive,
-           "infer_ours": worker_infer_ours, "infer_naive": worker_infer_naive}
+           "train_padding_free": worker_train_padding_free, "infer_ours": worker_infer_ours,
+           "infer_naive": worker_infer_naive}
 
 
 def run_worker(args):
@@ -313,12 +326,14 @@ def main():
         # 1. Model, rows, folds, adapters.
         plan = prepare(args, work_dir)
         # 2. This machine's fp32 matmul FLOP/s, then the arms, alternated and repeated.
-        samples = {"matmul": [measure(args, work_dir, "matmul")]}
+        samples, pairs = {"matmul": [measure(args, work_dir, "matmul")]}, {}
         for part in parts:
             for repeat in range(args.repeats):
                 order = ARMS[part] if repeat % 2 == 0 else ARMS[part][::-1]
+                pair = {worker: measure(args, work_dir, worker) for worker in order}
+                pairs.setdefault(part, []).append(pair)
                 for worker in order:
-                    samples.setdefault(worker, []).append(measure(args, work_dir, worker))
+                    samples.setdefault(worker, []).append(pair[worker])
         samples["matmul"].append(measure(args, work_dir, "matmul"))
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -348,6 +363,23 @@ def main():
                   f"| run_relevance.py (length-grouped, dynamic padding) | {ours:.1f} | {t['ours_peak_rss_mib']:.0f} |",
                   f"| ratio ours / naive | {t['speedup']:.2f}x | "
                   f"{t['ours_peak_rss_mib'] / t['naive_peak_rss_mib']:.2f}x |", ""]
+    if "padding_free" in parts:
+        # Each ratio compares two measurements taken one after the other (the machine's load drifts between pairs).
+        ratios = [pair["train_padding_free"]["tokens_per_s"] / pair["train_ours"]["tokens_per_s"]
+                  for pair in pairs["padding_free"]]
+        flat, padded = (statistics.median(p[w]["tokens_per_s"] for p in pairs["padding_free"])
+                        for w in ("train_padding_free", "train_ours"))
+        results["summary"]["padding_free"] = {
+            "padded_tokens_per_s": padded, "padding_free_tokens_per_s": flat, "pair_ratios": ratios,
+            "median_pair_ratio": statistics.median(ratios),
+            "tokens": [pairs["padding_free"][0][w]["tokens"] for w in ("train_ours", "train_padding_free")]}
+        lines += [f"padding-free training: {args.train_rows} rows, batch {args.batch_size}, "
+                  f"max_length {args.max_length}, {args.repeats} alternated pairs",
+                  "| arm | tokens/s (median) |", "|---|---|",
+                  f"| run_relevance.py, padded (dynamic, multiple of 8) | {padded:.1f} |",
+                  f"| run_relevance.py --padding_free | {flat:.1f} |",
+                  f"| ratio padding-free / padded, per pair | {', '.join(f'{r:.2f}x' for r in ratios)} "
+                  f"(median {statistics.median(ratios):.2f}x) |", ""]
     if "infer" in parts:
         summary = {}
         for arm in ("naive", "ours"):

@@ -676,20 +676,11 @@ def check_adapter_head(adapter: str, num_labels: int) -> None:
 
 def read_adapter_settings(adapters: list, task: str) -> dict:
     """relevance_config.json of the first adapter, after checking the others agree and all were trained on `task`."""
-    def shared(settings: dict) -> dict:
-        # What one ensemble must share: modeling_relevance.SHARED_SETTINGS plus this task's use of translation.
-        return {**{key: settings.get(key) for key in mr.SHARED_SETTINGS},
-                "use_translation": (settings.get("use_translation") or {}).get(task)}
-
     all_settings = [mr.read_settings(adapter) for adapter in adapters]
-    expected = shared(all_settings[0])
     for adapter, settings in zip(adapters, all_settings):
         if task not in settings.get("tasks", []):
             raise UserError(f"{adapter} was trained on task(s) {settings.get('tasks')}, not {task}")
-        for key, value in shared(settings).items():
-            if value != expected[key]:
-                raise UserError(f"{adapter} was trained with {key}={value!r} but {adapters[0]} with "
-                                f"{expected[key]!r}; they cannot be scored as one ensemble")
+    mr.check_shared_settings(adapters, all_settings, task=task)
     return all_settings[0]
 
 

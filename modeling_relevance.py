@@ -607,6 +607,22 @@ def read_settings(adapter_name_or_path: str, revision=None, token=None) -> dict:
         return json.load(f)
 
 
+def check_shared_settings(adapters, all_settings, task=None, skip=()) -> None:
+    """Adapters scored on one base must agree with the first on SHARED_SETTINGS, and on their tasks (or, with
+    `task`, on that task's use of translation). UserError naming the first difference."""
+    def shared(settings: dict) -> dict:
+        extra = {"tasks": settings.get("tasks")} if task is None else {
+            "use_translation": (settings.get("use_translation") or {}).get(task)}
+        return {**{key: settings.get(key) for key in SHARED_SETTINGS if key not in skip}, **extra}
+
+    expected = shared(all_settings[0])
+    for adapter, settings in zip(adapters[1:], all_settings[1:]):
+        for key, value in shared(settings).items():
+            if value != expected[key]:
+                raise UserError(f"{adapter} was trained with {key}={value!r} but {adapters[0]} with "
+                                f"{expected[key]!r}; they cannot be scored on one base model")
+
+
 def load_for_inference(
     adapters,
     base_model_name_or_path=None,
@@ -633,13 +649,7 @@ def load_for_inference(
         raise ValueError("load_for_inference needs at least one adapter")
     all_settings = [read_settings(a, revision=revision, token=token) for a in adapters]
     settings = dict(all_settings[0])
-    for name, other in zip(adapters[1:], all_settings[1:]):
-        for key in SHARED_SETTINGS + ("tasks",):
-            if other.get(key) != settings.get(key) and not (key == "base_model_name_or_path" and base_model_name_or_path):
-                raise ValueError(
-                    f"adapter {name} was trained with {key}={other.get(key)!r}, "
-                    f"but {adapters[0]} with {settings.get(key)!r}; they cannot share one base model"
-                )
+    check_shared_settings(adapters, all_settings, skip=("base_model_name_or_path",) if base_model_name_or_path else ())
     base = base_model_name_or_path or settings["base_model_name_or_path"]
     model = build_classifier(
         base,

@@ -401,3 +401,26 @@ def test_combiner_stack_and_auto_end_to_end(tiny, tmp_path):
     scores = auto["cross_fitted_f1"]
     assert auto["used"] == ("stack" if scores["stack"] > scores["mean"] else "mean")
     assert scores == report["combiner"]["cross_fitted_f1"]
+
+
+def test_adapters_that_disagree_on_a_shared_setting_are_refused(tmp_path):
+    # One check (modeling_relevance.check_shared_settings) serves make_submission.py and load_for_inference.
+    base = {"base_model_name_or_path": "m", "num_labels": 2, "pooling": "last", "template": "instruct",
+            "max_length": 96, "num_hidden_layers": 9, "tasks": ["qc", "qi"], "use_translation": {"qc": True}}
+    folders = []
+    for name, change in (("a", {}), ("b", {"use_translation": {"qc": False}}), ("c", {"max_length": 128}),
+                         ("d", {"tasks": ["qc"]})):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / mr.SETTINGS_NAME).write_text(json.dumps({**base, **change}))
+        folders.append(str(folder))
+    a, b, c, d = folders
+    assert ms.read_adapter_settings([a, d], "qc")["max_length"] == 96  # tasks may differ when each has the task
+    with pytest.raises(mr.UserError, match=r"use_translation=False .* cannot be scored on one base model"):
+        ms.read_adapter_settings([a, b], "qc")
+    assert ms.read_adapter_settings([a, b], "qi")["template"] == "instruct"  # qi's translation use agrees (None)
+    with pytest.raises(mr.UserError, match=r"max_length=128"):
+        mr.check_shared_settings([a, c], [json.loads(open(os.path.join(f, mr.SETTINGS_NAME)).read()) for f in (a, c)])
+    with pytest.raises(mr.UserError, match=r"tasks=\['qc'\]"):
+        mr.check_shared_settings([a, d], [{**base}, {**base, "tasks": ["qc"]}])
+    mr.check_shared_settings([a, c], [base, {**base, "base_model_name_or_path": "n"}], skip=("base_model_name_or_path",))

@@ -20,7 +20,6 @@ saved with `save_to_disk` and/or pushed to the Hub, plus `fold_report.json` (als
 
 import json
 import logging
-import math
 import os
 import shutil
 import sys
@@ -160,38 +159,6 @@ class OutputArguments:
 # ----------------------------------------------------------------------------------------------------------
 
 
-class BatchedStratifiedGroupKFold(StratifiedGroupKFold):
-    """sklearn's StratifiedGroupKFold with its per-group fold search done in one array operation.
-
-    The greedy algorithm, shuffling and checks are sklearn's; only `_find_best_fold` (called once per group,
-    looping over folds in Python) is batched over the candidate folds, which makes 8k query groups ~10x
-    faster. It computes the same numbers in the same order; tests/test_make_folds.py checks that the folds
-    equal sklearn's own.
-    """
-
-    def _find_best_fold(self, y_counts_per_fold, y_cnt, group_y_counts):
-        n_splits = y_counts_per_fold.shape[0]
-        candidates = np.repeat(y_counts_per_fold[None], n_splits, axis=0)
-        candidates[np.arange(n_splits), np.arange(n_splits)] += group_y_counts
-        # np.mean(np.std(., axis=1), axis=1) spelled out with the same ufunc reductions (same arithmetic, same
-        # bits) without the Python-level wrappers, which cost more than the arithmetic here.
-        shares = candidates / y_cnt.reshape(1, 1, -1)
-        deviations = shares - np.add.reduce(shares, axis=1, keepdims=True) / n_splits
-        np.square(deviations, out=deviations)
-        std_per_class = np.sqrt(np.add.reduce(deviations, axis=1) / n_splits)
-        fold_evals = (np.add.reduce(std_per_class, axis=1) / std_per_class.shape[1]).tolist()
-        samples = np.sum(y_counts_per_fold, axis=1).tolist()
-        best_fold, min_eval, min_samples_in_fold = None, math.inf, math.inf
-        # Same tie-break as sklearn: on a near tie (np.isclose's default tolerances, written out because
-        # np.isclose on scalars costs more than the whole batched search), the fold with fewer rows wins.
-        for i in range(n_splits):
-            fold_eval = fold_evals[i]
-            near_tie = math.isfinite(min_eval) and abs(fold_eval - min_eval) <= 1e-8 + 1e-5 * abs(min_eval)
-            if fold_eval < min_eval or (near_tie and samples[i] < min_samples_in_fold):
-                best_fold, min_eval, min_samples_in_fold = i, fold_eval, samples[i]
-        return best_fold
-
-
 def stratified_group_folds(groups, strata_options, num_folds: int, seed: int):
     """Assign each row a fold with StratifiedGroupKFold; whole groups stay together.
 
@@ -209,7 +176,7 @@ def stratified_group_folds(groups, strata_options, num_folds: int, seed: int):
         strata_codes, _ = pd.factorize(pd.Series(labels, dtype=object), sort=True)
         if np.bincount(strata_codes).max() >= num_folds:
             break
-    splitter = BatchedStratifiedGroupKFold(n_splits=num_folds, shuffle=True, random_state=seed)
+    splitter = StratifiedGroupKFold(n_splits=num_folds, shuffle=True, random_state=seed)
     folds = np.full(n_rows, -1, dtype=np.int64)
     with warnings.catch_warnings():
         # Small strata are expected (many language x category x label cells); balance is reported instead.

@@ -12,10 +12,9 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sklearn.model_selection import StratifiedGroupKFold
 
 import make_folds
-from make_folds import BatchedStratifiedGroupKFold, assign_folds, fold_report
+from make_folds import assign_folds, fold_report
 from utils_data import (
     DataValidationError,
     add_model_columns,
@@ -176,19 +175,6 @@ def test_folds_are_roughly_balanced():
     sizes = np.bincount(folds, minlength=4) / len(qc)
     # 13 prefix groups of uneven size: folds cannot be exact, but none may be empty or dominant.
     assert sizes.min() > 0.1 and sizes.max() < 0.45
-
-
-def test_batched_search_equals_sklearn():
-    rng = np.random.default_rng(0)
-    for trial in range(4):
-        n = 600
-        groups = rng.integers(0, 120, n)
-        y = rng.integers(0, 6, n)
-        ours = [t.tolist() for _, t in BatchedStratifiedGroupKFold(5, shuffle=True, random_state=trial).split(
-            np.zeros(n), y, groups)]
-        reference = [t.tolist() for _, t in StratifiedGroupKFold(5, shuffle=True, random_state=trial).split(
-            np.zeros(n), y, groups)]
-        assert ours == reference
 
 
 @pytest.mark.parametrize("task", ["qc", "qi"])

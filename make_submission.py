@@ -417,6 +417,12 @@ def crossfit_groups(oof: pd.DataFrame, seed: int) -> np.ndarray:
 
 def cross_fitted_f1(oof: pd.DataFrame, strategy: str, min_rows_per_language: int, fixed: float, seed: int) -> float:
     """F1 of a threshold strategy with thresholds fitted on the other folds and applied to the held-out fold."""
+    return float(f1_score(oof["label"], cross_fitted_predictions(oof, strategy, min_rows_per_language, fixed, seed)))
+
+
+def cross_fitted_predictions(oof: pd.DataFrame, strategy: str, min_rows_per_language: int, fixed: float,
+                             seed: int) -> np.ndarray:
+    """0/1 per OOF row, each from thresholds fitted on the other folds (cross_fitted_f1's predictions)."""
     folds = crossfit_groups(oof, seed)
     predictions = np.zeros(len(oof), dtype=int)
     for fold in np.unique(folds):
@@ -426,7 +432,7 @@ def cross_fitted_f1(oof: pd.DataFrame, strategy: str, min_rows_per_language: int
         predictions[held_out] = held["probability"].to_numpy() >= row_thresholds(
             held["language"].tolist(), fitted, strategy, fixed
         )
-    return float(f1_score(oof["label"], predictions))
+    return predictions
 
 
 def read_oof_predictions(files: list, task: str) -> pd.DataFrame:

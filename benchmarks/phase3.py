@@ -74,21 +74,9 @@ def load_arm(args, arm: str) -> tuple:
     return oof.sort_values("id").reset_index(drop=True), facts
 
 
-def crossfit_predictions(oof: pd.DataFrame, strategy: str, seed: int) -> np.ndarray:
-    """0/1 predictions with thresholds fitted on the other folds (as make_submission.cross_fitted_f1)."""
-    groups = ms.crossfit_groups(oof, seed)
-    predictions = np.zeros(len(oof), dtype=int)
-    for group in np.unique(groups):
-        held = groups == group
-        fitted = ms.fit_thresholds(oof[~held], 200)
-        predictions[held] = oof["probability"][held] >= ms.row_thresholds(oof["language"][held].tolist(), fitted,
-                                                                         strategy, 0.5)
-    return predictions
-
-
 def summarise(oof: pd.DataFrame, prior: float, strategy: str, seed: int) -> dict:
     labels, probability = oof["label"].to_numpy(), oof["probability"].to_numpy()
-    predictions = crossfit_predictions(oof, strategy, seed)
+    predictions = ms.cross_fitted_predictions(oof, strategy, 200, 0.5, seed)
     per_language = {lang: round(f1_score(labels[m], predictions[m]), 3)
                     for lang in sorted(oof["language"].unique()) for m in [oof["language"].to_numpy() == lang]}
     return {"rows": len(oof), "auc": roc_auc_score(labels, probability), "ce": log_loss(labels, probability),

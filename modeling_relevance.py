@@ -195,8 +195,14 @@ def pool_first(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> tor
     return _gather(hidden_states, torch.where(attention_mask.bool(), positions, length).min(dim=-1).values)
 
 
+def pool_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The mean over the positions whose attention mask is 1: prompt, query and target alike."""
+    mask = attention_mask.to(hidden_states.dtype).unsqueeze(1)  # (batch, 1, length); bmm accepts an expanded view
+    return torch.bmm(mask, hidden_states).squeeze(1) / mask.sum(dim=-1)
+
+
 # --pooling: one hidden state per row, (batch, length, hidden) + mask -> (batch, hidden). "auto": resolve_pooling.
-POOLINGS = {"last": pool_last, "first": pool_first}
+POOLINGS = {"last": pool_last, "first": pool_first, "mean": pool_mean}
 POOLING_CHOICES = ("auto", *POOLINGS)
 # What DataCollatorWithFlattening(return_flash_attn_kwargs=True) adds to a flattened batch for flash attention.
 FLASH_ATTENTION_KWARGS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")
@@ -292,7 +298,7 @@ class LastTokenClassifier(PreTrainedModel):
         self.num_labels = num_labels
         self.pooling = pooling
         self.label_smoothing = float(label_smoothing)
-        self.is_decoder_backbone = pooling == "last"
+        self.is_decoder_backbone = not _is_encoder(config)
         self.score = nn.Linear(config.hidden_size, num_labels, bias=False, dtype=torch.float32)
         self.post_init()
 

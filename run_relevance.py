@@ -131,7 +131,8 @@ class RelevanceArguments:
         default="auto",
         metadata={
             "help": "Which hidden state feeds the head: 'last' non-padding token (decoders), 'first' token "
-            "(encoders), or 'auto' (first for masked-LM architectures, last otherwise).",
+            "(encoders), the 'mean' over every non-padding token, or 'auto' (first for masked-LM architectures, last "
+            "otherwise).",
             "choices": list(mr.POOLING_CHOICES),
         },
     )

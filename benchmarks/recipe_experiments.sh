@@ -106,6 +106,7 @@ for name in "$@"; do
         case $rest in
           ref) ;;
           ancestors) extra=(--hierarchy_ancestors 1) ;;
+          mean) extra=(--pooling mean) ;;
           *) echo "unknown phase-3 arm $rest" >&2; exit 2 ;;
         esac
         run "$name" --config recipes/gemma3-270m.yaml --dataset_name "$data" --task "$task" --fold "$fold" \

@@ -58,7 +58,7 @@ def test_collator_keeps_one_label_per_row(tiny):
 
 
 @pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
-@pytest.mark.parametrize("pooling", ["last", "first"])
+@pytest.mark.parametrize("pooling", ["last", "first", "mean"])
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_flattened_logits_loss_and_gradient_equal_padded(tiny, attn_implementation, pooling, side):
     tokenizer = AutoTokenizer.from_pretrained(tiny["gemma3"])
@@ -93,6 +93,10 @@ def test_packed_row_mask_and_pooling_of_a_flattened_batch():
                                                          [0, 0, 0, 0, 1, 1, 1]]
     assert mr.pool_hidden_states(hidden, None, "last", position_ids).reshape(-1).tolist() == [2.0, 3.0, 6.0]
     assert mr.pool_hidden_states(hidden, None, "first", position_ids).reshape(-1).tolist() == [0.0, 3.0, 4.0]
+    assert mr.pool_hidden_states(hidden, None, "mean", position_ids).reshape(-1).tolist() == [1.0, 3.0, 5.0]
+    padded = torch.tensor([[[1.0], [2.0], [9.0]], [[4.0], [6.0], [8.0]]])
+    assert mr.pool_hidden_states(padded, torch.tensor([[1, 1, 0], [1, 1, 1]]), "mean", None).reshape(-1).tolist() \
+        == [1.5, 6.0]
     with pytest.raises(ValueError, match="starting at 0"):
         mr.packed_row_mask(torch.tensor([[1, 2, 0]]))
     with pytest.raises(ValueError, match="shape"):

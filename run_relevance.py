@@ -25,6 +25,41 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+
+def fail_fast_on_missing_folder(argv) -> None:
+    """A path flag naming no folder and no possible Hub repo id ('./tapt', '/x', 'a/b/c') ends the run here, in about
+    a second, before torch and transformers load (~10 s). Hub ids and everything else: check_folder_or_hub_repo."""
+    import argparse
+
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    flags = ("--init_adapter", "--model_name_or_path")
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for flag in (*flags, "--config"):
+        parser.add_argument(flag)
+    known, _ = parser.parse_known_args(argv)
+    values = {}
+    if known.config and os.path.isfile(known.config):
+        import yaml
+
+        with open(known.config, encoding="utf-8") as f:
+            config = yaml.safe_load(f)
+        values = {f"--{k}": v for k, v in config.items() if f"--{k}" in flags} if isinstance(config, dict) else {}
+    values.update({flag: getattr(known, flag[2:]) for flag in flags if getattr(known, flag[2:]) is not None})
+    for flag, name in values.items():
+        if not isinstance(name, str) or os.path.exists(name):
+            continue
+        try:
+            validate_repo_id(name)
+        except HFValidationError:
+            sys.exit(f"{os.path.basename(sys.argv[0])}: error: {flag} {name}: no such folder or Hub repo (no folder of "
+                     "that name here, and not a Hub repo id NAME or NAMESPACE/NAME); give an existing folder or a Hub "
+                     "repo id")
+
+
+if __name__ == "__main__":
+    fail_fast_on_missing_folder(sys.argv[1:])
+
 import datasets
 import numpy as np
 import transformers

@@ -135,3 +135,16 @@ def test_debug_variable_shows_the_traceback(tmp_path):
                             text=True, timeout=300)
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "DataValidationError: " in result.stderr
+
+
+@pytest.mark.parametrize("flags", [["--init_adapter", "./tapt"], ["--init_adapter=/no/such/tapt"],
+                                   ["--model_name_or_path", "outputs/a/model"], ["--config", "recipe.yaml"]])
+def test_a_missing_folder_stops_before_torch_loads(tmp_path, flags):
+    (tmp_path / "recipe.yaml").write_text("init_adapter: ./tapt\nlearning_rate: 1.0e-4\n")
+    result = subprocess.run([sys.executable, "-X", "importtime", str(REPO_ROOT / "run_relevance.py"), *flags,
+                             "--output_dir", "out"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith("run_relevance.py: error: --")
+    assert "no such folder or Hub repo" in result.stderr.splitlines()[-1]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time")}
+    assert "huggingface_hub" in imported and not imported & {"torch", "transformers", "datasets", "numpy"}

@@ -12,6 +12,7 @@ Each distinct non-English query is translated once, cached in sqlite, resumable 
     python run_translate.py ... --dry_run   # counts rows, distinct queries and cache hits; loads no model
 """
 
+import copy
 import hashlib
 import json
 import logging
@@ -222,6 +223,14 @@ class TranslationArguments:
         },
     )
     seed: int = field(default=42, metadata={"help": "Random seed (decoding is greedy or beam search: deterministic)."})
+    prefix_cache: bool = field(
+        default=True,
+        metadata={
+            "help": "Causal LLMs, greedy decoding: run the prompt's part shared by every query (instruction and "
+            "examples) through the model once and start each batch from a copy of its cache, instead of "
+            "recomputing it for every query (same translations; see docs/translation.md)."
+        },
+    )
 
     def __post_init__(self):
         if self.batch_size < 1 or self.max_new_tokens < 1 or self.num_beams < 1:
@@ -354,6 +363,7 @@ class Translator:
             trust_remote_code=model_args.trust_remote_code,
         )
         self.model = None
+        self.prefix, self.prefix_cache = [], None  # the shared prompt prefix and its cache (load_model)
         self.forced_bos_token_id = None
         self.source_prefix = ""
         self.prompt_style = None
@@ -481,7 +491,8 @@ class Translator:
         return self.tokenizer(prompt, add_special_tokens=self.prompt_style != "chat")["input_ids"]
 
     # -- generation ------------------------------------------------------------------------------------------
-    def load_model(self, device) -> None:
+    def load_model(self, device, prompts=()) -> None:
+        """Load the model on `device`; with `prompts` (the encoded inputs to come), also the shared-prefix cache."""
         dtype = self.model_args.dtype
         if dtype == "auto":
             dtype = "bfloat16" if device.type == "cuda" else "float32"
@@ -508,10 +519,35 @@ class Translator:
         # The answer is one line: stop there instead of running to max_new_tokens.
         self.stopping_criteria = None if self.is_seq2seq else StoppingCriteriaList([StopAtNewline(self.tokenizer)])
         logger.info("Loaded %s (%s, %s) on %s", self.model_id, self.flavour, dtype, device)
+        self.prefix, self.prefix_cache = [], None
+        if prompts and not self.is_seq2seq and self.tr_args.prefix_cache and self.tr_args.num_beams == 1:
+            # The tokens every prompt starts with, less one so that no prompt is all prefix.
+            self.prefix = os.path.commonprefix([list(ids) for ids in prompts])[: min(map(len, prompts)) - 1]
+            if self.prefix:
+                with torch.inference_mode():
+                    prefix = torch.tensor([self.prefix], device=self.model.device)
+                    self.prefix_cache = self.model(input_ids=prefix, use_cache=True).past_key_values
+                logger.info("Shared prompt prefix: %d tokens, run once", len(self.prefix))
+
+    def _prefixed_batch(self, batch_ids: list) -> dict:
+        """Rows as [shared prefix][padding][own tokens], the prefix's cache copied for every row: padding sits
+        between, masked, so the prefix stays where it was cached; positions count unmasked tokens (generate)."""
+        n, width = len(self.prefix), max(len(ids) for ids in batch_ids) - len(self.prefix)
+        pad = self.tokenizer.pad_token_id
+        input_ids = [self.prefix + [pad] * (width - len(ids) + n) + list(ids[n:]) for ids in batch_ids]
+        mask = [[1] * n + [0] * (width - len(ids) + n) + [1] * (len(ids) - n) for ids in batch_ids]
+        cache = copy.deepcopy(self.prefix_cache)
+        cache.batch_repeat_interleave(len(batch_ids))
+        device = self.model.device
+        return {"input_ids": torch.tensor(input_ids, device=device), "attention_mask": torch.tensor(mask, device=device),
+                "past_key_values": cache}
 
     @torch.inference_mode()
     def generate(self, batch_ids: list) -> list:
-        batch = self.tokenizer.pad({"input_ids": batch_ids}, return_tensors="pt").to(self.model.device)
+        if self.prefix_cache is not None and all(ids[: len(self.prefix)] == self.prefix for ids in batch_ids):
+            batch = self._prefixed_batch(batch_ids)
+        else:
+            batch = self.tokenizer.pad({"input_ids": batch_ids}, return_tensors="pt").to(self.model.device)
         output = self.model.generate(**batch, stopping_criteria=self.stopping_criteria)
         if not self.is_seq2seq:
             output = output[:, batch["input_ids"].shape[1] :]
@@ -612,7 +648,7 @@ def translate_share(translator: "Translator", cache: TranslationCache, batches: 
     translated = done_batches = 0
     start = time.time()
     if mine:
-        translator.load_model(state.device)
+        translator.load_model(state.device, prompts=list(encoded.values()))
         total = sum(len(todo) for _, todo in mine)
         with tqdm(total=total, unit="query", desc="translating", disable=not state.is_local_main_process) as bar:
             for index, todo in mine:

@@ -306,6 +306,27 @@ def test_causal_output_is_new_tokens_cut_at_newline(assets, tmp_path):
     assert translator.generate(prompts) == ["red shoes", "bag"]
 
 
+def test_shared_prefix_cache_gives_the_same_translations(assets, llama_reference, tmp_path):
+    import torch
+
+    import run_translate
+
+    out = tmp_path / "out"
+    run(["--model_name_or_path", assets / "llama", *raw_args(assets), "--output_dir", out,
+         "--cache_file", tmp_path / "cache.sqlite", *BATCH, "--prefix_cache", "false"])
+    assert load(out) == llama_reference["data"]  # the reference run used the prefix cache (the default)
+
+    translator = run_translate.Translator(run_translate.ModelArguments(model_name_or_path=str(assets / "llama")),
+                                          run_translate.TranslationArguments(max_new_tokens=8))
+    prompts = [translator.encode(lang, query) for lang, query in TRAIN_QUERIES if query and lang != "en"]
+    assert len({len(ids) for ids in prompts}) > 1  # rows of several lengths: padding between prefix and row
+    translator.load_model(torch.device("cpu"), prompts=prompts)
+    assert len(translator.prefix) > 20 and translator.prefix_cache.get_seq_length() == len(translator.prefix)
+    with_cache = translator.generate(prompts)
+    translator.prefix_cache = None
+    assert translator.generate(prompts) == with_cache and len(set(with_cache)) > 1
+
+
 def test_crash_hook_then_resume_is_identical(assets, llama_reference, tmp_path):
     cache, log = tmp_path / "cache.sqlite", tmp_path / "calls.log"
     args = ["--model_name_or_path", assets / "llama", *raw_args(assets), "--output_dir", tmp_path / "out",

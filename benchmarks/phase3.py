@@ -11,6 +11,8 @@ against the reference arm and against all-positive come with paired bootstrap 95
     python benchmarks/phase3.py --task qc --dataset_name outputs/folds_qc_dev --runs_dir outputs/recipe \
         --arms ref,ancestors --output_file outputs/recipe/phase3_qc.md
     # the cheap pair features alone, all rows, every fold (what the LLM must beat)
+    # with the zero-shot PMI of benchmarks/pmi.py, alone and blended with each arm's score
+    python benchmarks/phase3.py --task qc --dataset_name outputs/folds_qc_dev --arms ref --pmi_file outputs/recipe/pmi_qc.parquet
     python benchmarks/phase3.py --task qi --dataset_name outputs/folds_qi_dev --features_baseline \
         --output_file outputs/recipe/features_qi.md
 """
@@ -45,6 +47,11 @@ class Phase3Arguments:
     bootstrap: int = field(default=2000, metadata={"help": "Paired bootstrap resamples."})
     seed: int = field(default=42, metadata={"help": "Seed of the bootstrap and the stacker."})
     output_file: Optional[str] = field(default=None, metadata={"help": "Markdown table; a .json beside it."})
+    pmi_file: Optional[str] = field(
+        default=None,
+        metadata={"help": "benchmarks/pmi.py's output: adds 'PMI only' and '<arm> + PMI' (a logistic blend of the "
+                  "arm's score with the PMI, cross-fitted over the arm's folds like the stacker)."},
+    )
     features_baseline: bool = field(
         default=False,
         metadata={"help": "Instead: the stacker's pair features alone (no model score), trained on every training "
@@ -138,6 +145,14 @@ def main():
                     f"{arm} + stack": oof.assign(probability=ms.cross_fitted_blend(oof, features, args.seed))}
         if reference is None:  # the features model alone on the same rows (trained on the other folds' rows)
             variants["features only"] = oof.assign(probability=features)
+        if args.pmi_file:
+            pmi = pd.read_parquet(args.pmi_file).assign(id=lambda d: d["id"].astype(str)).set_index("id")["pmi"]
+            if oof["id"].isin(pmi.index).all():
+                values = pmi.loc[oof["id"]].to_numpy()
+                as_probability = 1 / (1 + np.exp(-values / values.std()))  # the blend reads its logit (clipped)
+                variants[f"{arm} + PMI"] = oof.assign(probability=ms.cross_fitted_blend(oof, as_probability, args.seed))
+                if reference is None:
+                    variants["PMI only"] = oof.assign(probability=as_probability)
         for name, frame in variants.items():
             results[name] = {**summarise(frame, prior, args.threshold_strategy, args.seed), "facts": facts,
                              "_oof": frame}

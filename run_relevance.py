@@ -187,6 +187,11 @@ class RelevanceArguments:
             "choices": list(mr.SCORE_INITS),
         },
     )
+    score_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Learning rate of the score head (a new linear layer) when it should differ from "
+                  "--learning_rate (LoRA's); same schedule and warm-up. Default: --learning_rate."},
+    )
     answer_tokens: str = field(
         default="no,yes",
         metadata={"help": "With --score_init answer_tokens: the negative and positive answer words, comma-separated."},
@@ -244,6 +249,8 @@ class RelevanceArguments:
             raise UserError("--template bare does not name the task: use --template instruct with --task qc,qi")
         if self.fold < -1:
             raise UserError(f"--fold must be -1 (all data) or a fold number, got {self.fold}")
+        if self.score_learning_rate is not None and self.score_learning_rate <= 0:
+            raise UserError(f"--score_learning_rate must be > 0 (or left unset), got {self.score_learning_rate}")
         if self.hierarchy_ancestors < 0:
             raise UserError(f"--hierarchy_ancestors must be 0 (off) or a number of ancestor levels, got "
                             f"{self.hierarchy_ancestors}")
@@ -545,6 +552,21 @@ class RelevanceTrainer(Trainer):
     """
 
     model_card: ModelCard | None = None  # set by main() once the metrics are known
+    score_learning_rate: float | None = None  # --score_learning_rate
+
+    def create_optimizer(self, model=None):
+        """The Trainer's optimizer; with --score_learning_rate the score head gets its own parameter group (the
+        scheduler, created after, scales every group's rate alike)."""
+        optimizer = super().create_optimizer(model)
+        head = [p for n, p in self.model.named_parameters() if ".score." in f".{n}" and p.requires_grad]
+        if self.score_learning_rate is None or not head or any(g.get("is_score_head") for g in optimizer.param_groups):
+            return optimizer
+        moved = {id(p) for p in head}
+        for group in optimizer.param_groups:
+            group["params"] = [p for p in group["params"] if id(p) not in moved]
+        optimizer.add_param_group({"params": head, "lr": self.score_learning_rate, "weight_decay": 0.0,
+                                   "is_score_head": True})
+        return optimizer
 
     def _get_eval_sampler(self, eval_dataset):
         if eval_dataset is None or not has_length(eval_dataset):
@@ -899,6 +921,7 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
         compute_metrics=make_compute_metrics(eval_raw, prior) if eval_raw is not None else None,
         callbacks=callbacks,
     )
+    trainer.score_learning_rate = script_args.score_learning_rate
 
     # 6. Train ---------------------------------------------------------------------------------------------------
     start = time.time()
@@ -934,6 +957,7 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
         "pooling": model.base_model.model.pooling,
         "num_hidden_layers": script_args.num_hidden_layers,
         "score_init": script_args.score_init,
+        "score_learning_rate": script_args.score_learning_rate,
         "answer_tokens": script_args.answer_tokens,
         "init_adapter": script_args.init_adapter,
         "dataset_name": script_args.dataset_name,

@@ -107,6 +107,7 @@ for name in "$@"; do
           ref) ;;
           ancestors) extra=(--hierarchy_ancestors 1) ;;
           mean) extra=(--pooling mean) ;;
+          headlr) extra=(--score_learning_rate 2e-3) ;;  # 10x the recipe's LoRA rate
           *) echo "unknown phase-3 arm $rest" >&2; exit 2 ;;
         esac
         run "$name" --config recipes/gemma3-270m.yaml --dataset_name "$data" --task "$task" --fold "$fold" \

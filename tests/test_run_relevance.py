@@ -452,3 +452,20 @@ def test_hierarchy_ancestors_add_positive_prefixes_only():
     assert out[4:] == [{"id": "1#a2", "query": "a", "label": 1, "target": "x"}]
     parent_only = run_relevance.add_ancestor_rows(train.select([0]), 1).to_list()
     assert [r["target"] for r in parent_only] == ["x > y > z", "x > y"]
+
+
+def test_score_learning_rate_trains_the_head_alone_at_its_own_rate(tmp_path, tiny):
+    """--learning_rate 0 freezes LoRA in effect; --score_learning_rate still moves the head (and only it)."""
+    common = ["--model_name_or_path", tiny["gemma3"], "--dataset_name", tiny["qc"], "--task", "qc", "--fold", "-1",
+              "--learning_rate", "0", "--max_steps", "3", "--eval_strategy", "no", "--save_strategy", "no",
+              "--warmup_steps", "0", "--seed", "0", *QUICK]
+    run([*common, "--output_dir", str(tmp_path / "frozen")])
+    run([*common, "--output_dir", str(tmp_path / "head"), "--score_learning_rate", "0.01"])
+    frozen, head = adapter_tensors(tmp_path / "frozen"), adapter_tensors(tmp_path / "head")
+    assert frozen.keys() == head.keys()
+    scores = [k for k in head if "score" in k]
+    assert scores and all((head[k] - frozen[k]).abs().max() > 1e-4 for k in scores)
+    assert all(torch.equal(head[k], frozen[k]) for k in head if k not in scores)
+    assert all(head[k].abs().max() == 0 for k in head if "lora_B" in k)
+    settings = json.loads((tmp_path / "head" / "metrics.json").read_text())["settings"]
+    assert settings["score_learning_rate"] == 0.01

@@ -37,7 +37,9 @@ def fail_fast_on_missing_folder(argv) -> None:
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     for flag in (*flags, "--config"):
         parser.add_argument(flag)
-    known, _ = parser.parse_known_args(argv)
+    known, rest = parser.parse_known_args(argv)
+    if "-h" in rest or "--help" in rest:
+        return  # --help answers whatever the other flags say
     values = {}
     if known.config and os.path.isfile(known.config):
         import yaml

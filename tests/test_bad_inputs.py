@@ -148,3 +148,6 @@ def test_a_missing_folder_stops_before_torch_loads(tmp_path, flags):
     assert "no such folder or Hub repo" in result.stderr.splitlines()[-1]
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time")}
     assert "huggingface_hub" in imported and not imported & {"torch", "transformers", "datasets", "numpy"}
+    helped = subprocess.run([sys.executable, str(REPO_ROOT / "run_relevance.py"), *flags, "--help"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert helped.returncode == 0 and "--init_adapter" in helped.stdout  # --help whatever the flags name

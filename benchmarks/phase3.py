@@ -137,6 +137,9 @@ def main():
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     results, reference = {}, None
     feature_scores, _ = ms.feature_scores(args.task, split, args.seed)
+    pmi = None
+    if args.pmi_file:
+        pmi = pd.read_parquet(args.pmi_file).assign(id=lambda d: d["id"].astype(str)).set_index("id")["pmi"]
     for arm in arms:
         oof, facts = load_arm(args, arm)
         prior = float(np.mean([f["prior"] for f in facts if f["prior"] is not None]))
@@ -145,14 +148,12 @@ def main():
                     f"{arm} + stack": oof.assign(probability=ms.cross_fitted_blend(oof, features, args.seed))}
         if reference is None:  # the features model alone on the same rows (trained on the other folds' rows)
             variants["features only"] = oof.assign(probability=features)
-        if args.pmi_file:
-            pmi = pd.read_parquet(args.pmi_file).assign(id=lambda d: d["id"].astype(str)).set_index("id")["pmi"]
-            if oof["id"].isin(pmi.index).all():
-                values = pmi.loc[oof["id"]].to_numpy()
-                as_probability = 1 / (1 + np.exp(-values / values.std()))  # the blend reads its logit (clipped)
-                variants[f"{arm} + PMI"] = oof.assign(probability=ms.cross_fitted_blend(oof, as_probability, args.seed))
-                if reference is None:
-                    variants["PMI only"] = oof.assign(probability=as_probability)
+        if pmi is not None and oof["id"].isin(pmi.index).all():
+            values = pmi.loc[oof["id"]].to_numpy()
+            as_probability = 1 / (1 + np.exp(-values / values.std()))  # the blend reads its logit (clipped)
+            variants[f"{arm} + PMI"] = oof.assign(probability=ms.cross_fitted_blend(oof, as_probability, args.seed))
+            if reference is None:
+                variants["PMI only"] = oof.assign(probability=as_probability)
         for name, frame in variants.items():
             results[name] = {**summarise(frame, prior, args.threshold_strategy, args.seed), "facts": facts,
                              "_oof": frame}

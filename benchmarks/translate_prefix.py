@@ -42,6 +42,6 @@ for _ in range(args.repeats):
         seconds[prefix_cache].append(round(time.time() - start, 1))
         outputs.setdefault(prefix_cache, [result[i] for i in range(len(units))])
 same = sum(a == b for a, b in zip(outputs[True], outputs[False]))
-print(json.dumps({"queries": len(units), "prefix_tokens": len(rt.os.path.commonprefix(encoded)),
+print(json.dumps({"queries": len(units), "prefix_tokens": len(os.path.commonprefix(encoded)),
                   "seconds_with_prefix_cache": seconds[True], "seconds_without": seconds[False],
                   "same_translations": same, "threads": torch.get_num_threads(), "load": os.getloadavg()}))

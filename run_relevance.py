@@ -65,6 +65,7 @@ if __name__ == "__main__":
 import datasets
 import numpy as np
 import transformers
+from datasets.fingerprint import Hasher
 from huggingface_hub import ModelCard, ModelCardData
 from torch.utils.data import SequentialSampler
 from transformers import (
@@ -523,12 +524,18 @@ def tokenize_dataset(ds, tokenizer, script_args, description):
         enc["labels"] = batch["label"]
         return enc
 
+    # A fingerprint from the settings: without one, datasets hashes `encode` by pickling the tokenizer with it
+    # (262k-entry vocabulary), about 10 s per call on this CPU. Never reuse a cache: the prompt code may have changed.
+    settings = [ds._fingerprint, description, tokenizer.name_or_path, len(tokenizer), script_args.template,
+                script_args.max_length]
     encoded = ds.map(
         encode,
         batched=True,
         num_proc=script_args.preprocessing_num_workers,
         remove_columns=ds.column_names,
         desc=f"Tokenising {description}",
+        new_fingerprint=Hasher.hash(settings),
+        load_from_cache_file=False,
     )
     truncated = sum(column_values(encoded, "target_truncated"))
     too_long = sum(column_values(encoded, "query_too_long"))

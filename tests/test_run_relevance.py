@@ -174,6 +174,28 @@ def test_target_truncated_query_never(tiny):
     assert enc["query_too_long"] == [True] and decoded.count("red") == 60 and "phone" not in decoded
 
 
+def test_tokenising_never_hashes_the_tokenizer(tiny, monkeypatch):
+    """datasets fingerprints a map by pickling its function, tokenizer included (~10 s for Gemma's vocabulary):
+    tokenize_dataset names the fingerprint itself, so that hashing must not run; a second call recomputes."""
+    from datasets import arrow_dataset
+    from transformers import AutoTokenizer
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("datasets hashed the map function (and its tokenizer)")
+
+    monkeypatch.setattr(arrow_dataset, "update_fingerprint", refuse)
+    tokenizer = AutoTokenizer.from_pretrained(tiny["gemma3"])
+    rows = datasets.Dataset.from_dict({"task_key": ["qc"] * 6, "query": [f"red phone case {i}" for i in range(6)],
+                                       "target": ["phone case black blue cable"] * 6, "query_en": [None] * 6,
+                                       "label": [0, 1] * 3})
+    args = run_relevance.RelevanceArguments(dataset_name=[tiny["qc"]], task="qc", max_length=64)
+    first = run_relevance.tokenize_dataset(rows, tokenizer, args, "training set")
+    args.max_length = 8
+    second = run_relevance.tokenize_dataset(rows, tokenizer, args, "training set")
+    assert first.column_names == ["input_ids", "attention_mask", "labels"] and len(first) == 6
+    assert max(len(ids) for ids in second["input_ids"]) < max(len(ids) for ids in first["input_ids"])
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Training runs
 # ----------------------------------------------------------------------------------------------------------------

@@ -935,7 +935,8 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
     # 6. Train ---------------------------------------------------------------------------------------------------
     start = time.time()
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    train_metrics = dict(train_result.metrics, train_rows=len(train_ds), wall_time_s=time.time() - start)
+    train_metrics = dict(train_result.metrics, train_rows=len(train_ds), train_steps=trainer.state.global_step,
+                         wall_time_s=time.time() - start)
     # train_runtime includes the evaluations run during training: take them out of the training throughput.
     eval_seconds = sum(e["eval_runtime"] for e in trainer.state.log_history if "eval_runtime" in e)
     train_metrics["eval_seconds_during_training"] = eval_seconds

@@ -13,6 +13,8 @@ its peak memory (`ru_maxrss`) is its own. Medians and ratios are reported: the m
 - padding-free training (`--parts padding_free`), tokens/s: `ours` against `run_relevance.main` with
   `--padding_free` (the same run, each batch flattened into one row: no padding, packed rows kept apart by their
   position_ids); reported per alternated pair and as medians.
+- rows per step (`--parts batch_scaling`), tokens/s: `ours` at `--batch_size` against 4x the rows per step; if
+  bigger steps buy no tokens/s, batches sized by a token budget cannot either (docs/scaling.md).
 - inference, pairs/s (rows x adapters / seconds), from benchmarks/inference_speed.py:
   `ours`  = make_submission.py's path (`fast_scores`: deduplicated, length-sorted, token-budget batches, merged LoRA);
   `naive` = seed-style (`naive_scores`: file order, batches of 64 padded to the longest, unmerged adapter).
@@ -27,6 +29,9 @@ its peak memory (`ru_maxrss`) is its own. Medians and ratios are reported: the m
     python benchmarks/throughput.py --quick
     # padded against padding-free training only
     python benchmarks/throughput.py --parts padding_free --repeats 4
+    # the issue-15 sizes (benchmarks/README.md): 2,000 QC rows x 5 adapters, 256 training rows
+    python benchmarks/throughput.py --parts train,batch_scaling,infer --train_rows 256 --max_length 96 \
+        --infer_rows 2000 --num_adapters 5 --repeats 2
 """
 
 import json
@@ -48,7 +53,7 @@ sys.path.insert(0, REPO_ROOT)
 logger = logging.getLogger(__name__)
 
 ARMS = {"train": ("train_naive", "train_ours"), "infer": ("infer_naive", "infer_ours"),
-        "padding_free": ("train_ours", "train_padding_free")}
+        "padding_free": ("train_ours", "train_padding_free"), "batch_scaling": ("train_ours", "train_ours_4x")}
 
 
 @dataclass
@@ -63,7 +68,8 @@ class ThroughputArguments:
     )
     task: str = field(default="qc", metadata={"help": "Task of --data_file: qc or qi."})
     parts: str = field(
-        default="train,infer", metadata={"help": "What to measure, comma-separated: train, infer, padding_free."}
+        default="train,infer", metadata={"help": "What to measure, comma-separated: train, infer, padding_free, batch_scaling "
+                                        "(run_relevance.py at --batch_size and 4x the rows per step)."}
     )
     train_rows: int = field(default=64, metadata={"help": "Training rows (one epoch; a multiple of --batch_size)."})
     batch_size: int = field(default=8, metadata={"help": "Training rows per step (both arms)."})
@@ -132,6 +138,12 @@ def worker_train_ours(args, plan, extra=()) -> dict:
     return {"tokens": train["num_input_tokens_seen"], "seconds": train["train_runtime"],
             "tokens_per_s": train["num_input_tokens_seen"] / train["train_runtime"], "steps": train.get("train_steps"),
             "padding": "dynamic, multiple of 8", "order": "group_by_length"}
+
+
+def worker_train_ours_4x(args, plan) -> dict:
+    """Four times the rows per step (the later flag wins): do bigger steps buy tokens/s on this machine?"""
+    return dict(worker_train_ours(args, plan, ["--per_device_train_batch_size", str(4 * args.batch_size)]),
+                rows_per_step=4 * args.batch_size)
 
 
 def worker_train_padding_free(args, plan) -> dict:
@@ -233,7 +245,8 @@ def worker_infer_ours(args, plan) -> dict:
 
 
 WORKERS = {"matmul": worker_matmul, "train_ours": worker_train_ours, "train_naive": worker_train_naive,
-           "train_padding_free": worker_train_padding_free, "infer_ours": worker_infer_ours,
+           "train_padding_free": worker_train_padding_free, "train_ours_4x": worker_train_ours_4x,
+           "infer_ours": worker_infer_ours,
            "infer_naive": worker_infer_naive}
 
 
@@ -252,6 +265,16 @@ def run_worker(args):
 # ---------------------------------------------------------------------------------------------------------------
 # Orchestrator
 # ---------------------------------------------------------------------------------------------------------------
+
+
+def _non_embedding_params(base: str) -> int:
+    """Parameters a token passes through as matmuls (all but the embedding table), counted on the meta device."""
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    with torch.device("meta"):
+        model = AutoModel.from_config(AutoConfig.from_pretrained(base))
+    return sum(p.numel() for p in model.parameters()) - model.get_input_embeddings().weight.numel()
 
 
 def prepare(args, work_dir: str) -> dict:
@@ -283,7 +306,8 @@ def prepare(args, work_dir: str) -> dict:
     bench = isp.BenchmarkArguments(task=task, num_adapters=args.num_adapters, max_length=args.max_length,
                                    template="instruct", seed=args.seed)
     adapters = isp.make_adapters(base, os.path.join(work_dir, "adapters"), bench)
-    plan = {"base": os.path.abspath(base), "folds": folds, "data_file": data_file, "adapters": adapters}
+    plan = {"base": os.path.abspath(base), "folds": folds, "data_file": data_file, "adapters": adapters,
+            "params": _non_embedding_params(base)}
     with open(os.path.join(work_dir, "plan.json"), "w") as f:
         json.dump(plan, f)
     return plan
@@ -310,10 +334,11 @@ def main():
     if args.worker:
         return run_worker(args)
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(message)s", level=logging.INFO)
-    if args.train_rows % args.batch_size:
-        raise ValueError(f"--train_rows {args.train_rows} must be a multiple of --batch_size {args.batch_size}: "
-                         "both arms must see the same rows in full batches")
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    step_rows = 4 * args.batch_size if "batch_scaling" in parts else args.batch_size
+    if args.train_rows % step_rows:
+        raise ValueError(f"--train_rows {args.train_rows} must be a multiple of {step_rows} (--batch_size, x4 with "
+                         "batch_scaling): every arm must see the same rows in full batches")
     for part in parts:
         if part not in ARMS:
             raise ValueError(f"unknown part {part!r}; choose from {list(ARMS)}")
@@ -325,6 +350,7 @@ def main():
     try:
         # 1. Model, rows, folds, adapters.
         plan = prepare(args, work_dir)
+        params = plan["params"]
         # 2. This machine's fp32 matmul FLOP/s, then the arms, alternated and repeated.
         samples, pairs = {"matmul": [measure(args, work_dir, "matmul")]}, {}
         for part in parts:
@@ -348,21 +374,44 @@ def main():
                "arguments": asdict(args), "samples": samples, "summary": {}}
     lines = [f"model {results['model']}, {results['threads']} thread(s), fp32 matmul peak {peak / 1e9:.1f} GFLOP/s "
              f"({args.matmul_size}^2, median of 2 runs x 5), {args.repeats} alternated repeat(s), medians", ""]
+    # LoRA training runs ~4 x params FLOPs per token (forward 2, backward to the activations 2; the frozen weights
+    # get no gradient), so its model FLOP/s on useful tokens is 4 x params x tokens/s.
+    def train_fraction(tokens_per_s):
+        return 4 * params * tokens_per_s / peak
+
     if "train" in parts:
         ours, naive = median("train_ours", "tokens_per_s"), median("train_naive", "tokens_per_s")
         results["summary"]["train"] = {
-            "ours_tokens_per_s": ours, "naive_tokens_per_s": naive, "speedup": ours / naive,
+            "ours_tokens_per_s": ours, "naive_tokens_per_s": naive, "speedup": ours / naive, "params": params,
+            "ours_fraction_of_peak": train_fraction(ours), "naive_fraction_of_peak": train_fraction(naive),
             "ours_peak_rss_mib": median("train_ours", "peak_rss_mib"),
             "naive_peak_rss_mib": median("train_naive", "peak_rss_mib"),
             "tokens": samples["train_ours"][0]["tokens"], "naive_tokens": samples["train_naive"][0]["tokens"]}
         t = results["summary"]["train"]
         lines += [f"training: {args.train_rows} rows, batch {args.batch_size}, max_length {args.max_length}, "
                   f"{t['tokens']} non-padding tokens (naive counted {t['naive_tokens']})",
-                  "| arm | tokens/s | peak RSS MiB |", "|---|---|---|",
-                  f"| naive Trainer (random order, pad to max_length) | {naive:.1f} | {t['naive_peak_rss_mib']:.0f} |",
-                  f"| run_relevance.py (length-grouped, dynamic padding) | {ours:.1f} | {t['ours_peak_rss_mib']:.0f} |",
-                  f"| ratio ours / naive | {t['speedup']:.2f}x | "
+                  "| arm | tokens/s | of matmul peak (4 x params x useful tokens/s) | peak RSS MiB |",
+                  "|---|---|---|---|",
+                  f"| naive Trainer (random order, pad to max_length) | {naive:.1f} | "
+                  f"{100 * t['naive_fraction_of_peak']:.0f}% | {t['naive_peak_rss_mib']:.0f} |",
+                  f"| run_relevance.py (length-grouped, dynamic padding) | {ours:.1f} | "
+                  f"{100 * t['ours_fraction_of_peak']:.0f}% | {t['ours_peak_rss_mib']:.0f} |",
+                  f"| ratio ours / naive | {t['speedup']:.2f}x | | "
                   f"{t['ours_peak_rss_mib'] / t['naive_peak_rss_mib']:.2f}x |", ""]
+    if "batch_scaling" in parts:
+        ratios = [pair["train_ours_4x"]["tokens_per_s"] / pair["train_ours"]["tokens_per_s"]
+                  for pair in pairs["batch_scaling"]]
+        small, big = (statistics.median(p[w]["tokens_per_s"] for p in pairs["batch_scaling"])
+                      for w in ("train_ours", "train_ours_4x"))
+        results["summary"]["batch_scaling"] = {"tokens_per_s": small, "tokens_per_s_4x": big, "pair_ratios": ratios,
+                                               "median_pair_ratio": statistics.median(ratios)}
+        lines += [f"rows per step: run_relevance.py at {args.batch_size} and {4 * args.batch_size} rows per step, "
+                  f"{args.train_rows} rows, {args.repeats} alternated pairs",
+                  "| arm | tokens/s (median) | of matmul peak |", "|---|---|---|",
+                  f"| {args.batch_size} rows per step | {small:.1f} | {100 * train_fraction(small):.0f}% |",
+                  f"| {4 * args.batch_size} rows per step | {big:.1f} | {100 * train_fraction(big):.0f}% |",
+                  f"| ratio, per pair | {', '.join(f'{r:.2f}x' for r in ratios)} "
+                  f"(median {statistics.median(ratios):.2f}x) | |", ""]
     if "padding_free" in parts:
         # Each ratio compares two measurements taken one after the other (the machine's load drifts between pairs).
         ratios = [pair["train_padding_free"]["tokens_per_s"] / pair["train_ours"]["tokens_per_s"]

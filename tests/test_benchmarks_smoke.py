@@ -97,8 +97,18 @@ def test_inference_arms_score_the_same_rows(tiny_plan):
 def test_training_arms_see_the_same_tokens(tiny_plan):
     naive = throughput.worker_train_naive(_args(), tiny_plan)
     ours = throughput.worker_train_ours(_args(), tiny_plan)
-    # One epoch over the same rows: the same non-padding tokens, whatever the order and padding.
-    assert naive["tokens"] == ours["tokens"] > 0
+    bigger = throughput.worker_train_ours_4x(_args(batch_size=4), tiny_plan)
+    # One epoch over the same rows: the same non-padding tokens, whatever the order, padding and rows per step.
+    assert naive["tokens"] == ours["tokens"] == bigger["tokens"] > 0
+    assert (ours["steps"], bigger["steps"]) == (2, 1)
+
+
+def test_non_embedding_parameters_counted_without_loading(tiny_plan):
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(tiny_plan["base"])
+    loaded = sum(p.numel() for p in model.parameters()) - model.get_input_embeddings().weight.numel()
+    assert throughput._non_embedding_params(tiny_plan["base"]) == loaded > 0
 
 
 def test_recipe_experiments_table_recomputes_metrics_from_the_oof_rows(tmp_path):

@@ -54,6 +54,9 @@ class BenchmarkArguments:
     num_rows: int = field(default=500, metadata={"help": "Score the first N rows of --data_file."})
     num_adapters: int = field(default=2, metadata={"help": "Adapters in the ensemble (fold models)."})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank of the random adapters (the winners': 16)."})
+    num_hidden_layers: Optional[int] = field(
+        default=None, metadata={"help": "Keep the first N decoder layers (recipes/gemma3-270m.yaml: 9); all if unset."}
+    )
     template: str = field(default="instruct", metadata={"help": "Prompt template (modeling_relevance.TEMPLATES)."})
     max_length: int = field(default=256, metadata={"help": "Maximum tokens per input (run_relevance.py default)."})
     naive_batch_size: int = field(default=64, metadata={"help": "Rows per batch of the naive loop."})
@@ -72,7 +75,8 @@ def make_adapters(base: str, root: str, args: BenchmarkArguments) -> list:
     mr.prepare_tokenizer(tokenizer)
     adapters = []
     for i in range(args.num_adapters):
-        model = mr.build_classifier(base, num_labels=2, pooling="auto", dtype="float32")
+        model = mr.build_classifier(base, num_labels=2, pooling="auto", dtype="float32",
+                                    num_hidden_layers=args.num_hidden_layers)
         config = LoraConfig(task_type="SEQ_CLS", r=args.lora_r, lora_alpha=2 * args.lora_r, target_modules="all-linear")
         model = get_peft_model(model, config)
         torch.manual_seed(args.seed + i)
@@ -86,7 +90,7 @@ def make_adapters(base: str, root: str, args: BenchmarkArguments) -> list:
         tokenizer.save_pretrained(path)
         settings = {"base_model_name_or_path": base, "tasks": [args.task], "fold": i, "template": args.template,
                     "max_length": args.max_length, "use_translation": {args.task: False}, "num_labels": 2,
-                    "pooling": model.base_model.model.pooling}
+                    "pooling": model.base_model.model.pooling, "num_hidden_layers": args.num_hidden_layers}
         with open(os.path.join(path, mr.SETTINGS_NAME), "w") as f:
             json.dump(settings, f)
         adapters.append(path)
@@ -149,7 +153,9 @@ def main():
         adapters = make_adapters(base, os.path.join(root, "adapters"), args)
         tokenizer = AutoTokenizer.from_pretrained(adapters[0])
         mr.prepare_tokenizer(tokenizer)
-        base_model = ms.load_base_model(base, {"num_labels": 2, "pooling": "last"}, args.dtype, "sdpa", False, "cpu")
+        base_model = ms.load_base_model(base, {"num_labels": 2, "pooling": "last",
+                                               "num_hidden_layers": args.num_hidden_layers}, args.dtype, "sdpa",
+                                        False, "cpu")
         lengths = [len(x) for x in mr.encode_examples(tokenizer, [task] * len(rows["query"]), rows["query"],
                                                       rows["target"], template=args.template,
                                                       max_length=args.max_length)["input_ids"]]

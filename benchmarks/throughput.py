@@ -62,6 +62,10 @@ class ThroughputArguments:
         default=".cache/models/gemma-3-270m", metadata={"help": "Base model folder (ignored with --quick)."}
     )
     quick: bool = field(default=False, metadata={"help": "A tiny random Gemma-3 (2 layers, hidden 64) instead."})
+    num_hidden_layers: Optional[int] = field(
+        default=None, metadata={"help": "Keep the first N decoder layers in every arm (recipes/gemma3-270m.yaml: 9); "
+                                        "all if unset."}
+    )
     data_file: str = field(
         default="../shared/data/qc_dev.jsonl",
         metadata={"help": "Raw labelled file (JSON lines) the rows come from; data/sample/train_QC.jsonl if absent."},
@@ -130,7 +134,8 @@ def worker_train_ours(args, plan, extra=()) -> dict:
             "--fold", "-1", "--max_train_samples", str(args.train_rows), "--num_train_epochs", "1",
             "--per_device_train_batch_size", str(args.batch_size), "--max_length", str(args.max_length),
             "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "1000", "--seed", str(args.seed),
-            "--dtype", "float32", "--output_dir", out, *extra,
+            "--dtype", "float32", "--output_dir", out,
+            *(["--num_hidden_layers", str(args.num_hidden_layers)] if args.num_hidden_layers else []), *extra,
         ])
         train = rr.main(script_args, training_args, model_args)["train"]
     finally:
@@ -161,7 +166,7 @@ def worker_train_naive(args, plan) -> dict:
     rows = _training_rows(plan, args, tokenizer)
     torch.manual_seed(args.seed)
     model = mr.build_classifier(plan["base"], num_labels=2, pooling="auto", dtype="float32",
-                                attn_implementation="sdpa")
+                                attn_implementation="sdpa", num_hidden_layers=args.num_hidden_layers)
     model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=16, lora_alpha=32, lora_dropout=0.05,
                                              target_modules="all-linear"))
     out = tempfile.mkdtemp(prefix="throughput-naive-")
@@ -193,13 +198,14 @@ def _inference_setup(args, plan):
     from benchmarks import inference_speed as isp
 
     bench = isp.BenchmarkArguments(task=args.task, num_adapters=args.num_adapters, max_length=args.max_length,
-                                   template="instruct", naive_batch_size=64)
+                                   template="instruct", naive_batch_size=64, num_hidden_layers=args.num_hidden_layers)
     frame, _, task = utils_data.read_raw_file(plan["data_file"], task=args.task, labelled=True)
     frame = utils_data.add_model_columns(frame.head(args.infer_rows), task)
     rows = {"query": frame["query"].tolist(), "target": frame["target"].tolist()}
     tokenizer = mr.prepare_tokenizer(AutoTokenizer.from_pretrained(plan["adapters"][0]))
-    base_model = ms.load_base_model(plan["base"], {"num_labels": 2, "pooling": "last"}, "float32", "sdpa", False,
-                                    "cpu")
+    base_model = ms.load_base_model(plan["base"], {"num_labels": 2, "pooling": "last",
+                                                   "num_hidden_layers": args.num_hidden_layers}, "float32", "sdpa",
+                                    False, "cpu")
     # The same short warm-up for both arms, so that neither pays one-time initialisation.
     isp.naive_scores(base_model, plan["adapters"][:1], tokenizer, {k: v[:8] for k, v in rows.items()}, bench)
     return isp, ms, mr, bench, rows, tokenizer, base_model
@@ -267,13 +273,18 @@ def run_worker(args):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _non_embedding_params(base: str) -> int:
+def _non_embedding_params(base: str, num_hidden_layers: Optional[int] = None) -> int:
     """Parameters a token passes through as matmuls (all but the embedding table), counted on the meta device."""
     import torch
     from transformers import AutoConfig, AutoModel
 
+    config = AutoConfig.from_pretrained(base)
+    if num_hidden_layers:  # as modeling_relevance truncates: the per-layer lists with the count, at once
+        config.__dict__.update({"num_hidden_layers": num_hidden_layers, **{
+            name: list(getattr(config, name))[:num_hidden_layers] for name in ("layer_types", "mlp_layer_types")
+            if getattr(config, name, None) is not None}})
     with torch.device("meta"):
-        model = AutoModel.from_config(AutoConfig.from_pretrained(base))
+        model = AutoModel.from_config(config)
     return sum(p.numel() for p in model.parameters()) - model.get_input_embeddings().weight.numel()
 
 
@@ -304,10 +315,10 @@ def prepare(args, work_dir: str) -> dict:
         if not os.path.isdir(base):
             raise FileNotFoundError(f"{base}: no model folder; run `python tools/prepare_model.py` or use --quick")
     bench = isp.BenchmarkArguments(task=task, num_adapters=args.num_adapters, max_length=args.max_length,
-                                   template="instruct", seed=args.seed)
+                                   template="instruct", seed=args.seed, num_hidden_layers=args.num_hidden_layers)
     adapters = isp.make_adapters(base, os.path.join(work_dir, "adapters"), bench)
     plan = {"base": os.path.abspath(base), "folds": folds, "data_file": data_file, "adapters": adapters,
-            "params": _non_embedding_params(base)}
+            "params": _non_embedding_params(base, args.num_hidden_layers)}
     with open(os.path.join(work_dir, "plan.json"), "w") as f:
         json.dump(plan, f)
     return plan
@@ -369,7 +380,10 @@ def main():
         return statistics.median(s[key] for s in samples[worker])
 
     peak = median("matmul", "matmul_flops_per_s")
-    results = {"model": "tiny random Gemma-3 (2 layers, hidden 64)" if args.quick else args.model_name_or_path,
+    model_name = "tiny random Gemma-3 (2 layers, hidden 64)" if args.quick else args.model_name_or_path
+    if args.num_hidden_layers:
+        model_name += f", first {args.num_hidden_layers} layers"
+    results = {"model": model_name,
                "threads": samples["matmul"][0]["threads"], "matmul_peak_gflops": peak / 1e9,
                "arguments": asdict(args), "samples": samples, "summary": {}}
     lines = [f"model {results['model']}, {results['threads']} thread(s), fp32 matmul peak {peak / 1e9:.1f} GFLOP/s "

@@ -148,10 +148,11 @@ class PredictionArguments:
         default="outputs/submission", metadata={"help": "Where predictions, thresholds and submissions go."}
     )
     max_tokens_per_batch: int = field(
-        default=16384,
+        default=4096,
         metadata={
-            "help": "Token budget of one batch (rows x longest row, after sorting by length). Lower it on "
-            "out-of-memory errors; on CPU about 4096 was faster than larger batches (benchmarks/inference_speed.py)."
+            "help": "Token budget of one batch (rows x longest row, after sorting by length). On this CPU 4096 was "
+            "1.2x faster than 16384 at 0.75x the memory (benchmarks/README.md); on a GPU a larger budget may be "
+            "faster (not measured). Lower it on out-of-memory errors."
         },
     )
     max_batch_size: int = field(default=512, metadata={"help": "Upper bound on rows per batch."})

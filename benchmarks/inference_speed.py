@@ -60,7 +60,8 @@ class BenchmarkArguments:
     template: str = field(default="instruct", metadata={"help": "Prompt template (modeling_relevance.TEMPLATES)."})
     max_length: int = field(default=256, metadata={"help": "Maximum tokens per input (run_relevance.py default)."})
     naive_batch_size: int = field(default=64, metadata={"help": "Rows per batch of the naive loop."})
-    max_tokens_per_batch: int = field(default=16384, metadata={"help": "Token budget of make_submission batches."})
+    max_tokens_per_batch: int = field(default=4096, metadata={"help": "Token budget of make_submission batches "
+                                                                     "(make_submission.py's default)."})
     max_batch_size: int = field(default=512, metadata={"help": "Row cap of make_submission batches."})
     dtype: str = field(default="float32", metadata={"help": "Model dtype ('auto': bfloat16 on GPU)."})
     output_file: Optional[str] = field(default=None, metadata={"help": "Also write the results here as JSON."})

@@ -53,7 +53,8 @@ sys.path.insert(0, REPO_ROOT)
 logger = logging.getLogger(__name__)
 
 ARMS = {"train": ("train_naive", "train_ours"), "infer": ("infer_naive", "infer_ours"),
-        "padding_free": ("train_ours", "train_padding_free"), "batch_scaling": ("train_ours", "train_ours_4x")}
+        "padding_free": ("train_ours", "train_padding_free"), "batch_scaling": ("train_ours", "train_ours_4x"),
+        "infer_budget": ("infer_ours", "infer_ours_quarter")}
 
 
 @dataclass
@@ -72,8 +73,9 @@ class ThroughputArguments:
     )
     task: str = field(default="qc", metadata={"help": "Task of --data_file: qc or qi."})
     parts: str = field(
-        default="train,infer", metadata={"help": "What to measure, comma-separated: train, infer, padding_free, batch_scaling "
-                                        "(run_relevance.py at --batch_size and 4x the rows per step)."}
+        default="train,infer", metadata={"help": "What to measure, comma-separated: train, infer, padding_free, "
+                                        "batch_scaling (run_relevance.py at --batch_size and 4x the rows per step), "
+                                        "infer_budget (make_submission.py at its token budget and a quarter of it)."}
     )
     train_rows: int = field(default=64, metadata={"help": "Training rows (one epoch; a multiple of --batch_size)."})
     batch_size: int = field(default=8, metadata={"help": "Training rows per step (both arms)."})
@@ -142,6 +144,7 @@ def worker_train_ours(args, plan, extra=()) -> dict:
         shutil.rmtree(out, ignore_errors=True)
     return {"tokens": train["num_input_tokens_seen"], "seconds": train["train_runtime"],
             "tokens_per_s": train["num_input_tokens_seen"] / train["train_runtime"], "steps": train.get("train_steps"),
+            "train_loss": train["train_loss"],
             "padding": "dynamic, multiple of 8", "order": "group_by_length"}
 
 
@@ -186,6 +189,7 @@ def worker_train_naive(args, plan) -> dict:
     tokens = trainer.state.num_input_tokens_seen
     return {"tokens": tokens, "seconds": result.metrics["train_runtime"],
             "tokens_per_s": tokens / result.metrics["train_runtime"], "steps": trainer.state.global_step,
+            "train_loss": result.metrics["train_loss"],
             "padding": f"max_length {args.max_length}", "order": "random"}
 
 
@@ -233,8 +237,15 @@ def worker_infer_naive(args, plan) -> dict:
             "sequences_scored": len(lengths) * adapters}
 
 
-def worker_infer_ours(args, plan) -> dict:
+def worker_infer_ours_quarter(args, plan) -> dict:
+    """make_submission.py's path with a quarter of its default --max_tokens_per_batch: smaller activations."""
+    return worker_infer_ours(args, plan, quarter=True)
+
+
+def worker_infer_ours(args, plan, quarter=False) -> dict:
     isp, ms, mr, bench, rows, tokenizer, base_model = _inference_setup(args, plan)
+    if quarter:
+        bench.max_tokens_per_batch //= 4
     params = _model_params(base_model)
     encoded = ms.encode_rows(tokenizer, args.task, rows["query"], rows["target"], None, bench.template,
                              bench.max_length, deduplicate=True)
@@ -242,17 +253,18 @@ def worker_infer_ours(args, plan) -> dict:
     batches = ms.length_batches(lengths, bench.max_tokens_per_batch, bench.max_batch_size)
     executed = sum(len(batch) * max(lengths[i] for i in batch) for batch in batches)
     start = time.perf_counter()
-    _, stats = isp.fast_scores(base_model, plan["adapters"], tokenizer, rows, bench)
+    probabilities, stats = isp.fast_scores(base_model, plan["adapters"], tokenizer, rows, bench)
     seconds = time.perf_counter() - start
     adapters = len(plan["adapters"])
     return {"seconds": seconds, "pairs_per_s": len(rows["query"]) * adapters / seconds, "params": params,
             "useful_tokens": sum(lengths) * adapters, "executed_tokens": executed * adapters,
-            "sequences_scored": stats["sequences_scored"]}
+            "sequences_scored": stats["sequences_scored"], "max_tokens_per_batch": bench.max_tokens_per_batch,
+            "probabilities_head": [float(p) for p in probabilities[:50].ravel()]}
 
 
 WORKERS = {"matmul": worker_matmul, "train_ours": worker_train_ours, "train_naive": worker_train_naive,
            "train_padding_free": worker_train_padding_free, "train_ours_4x": worker_train_ours_4x,
-           "infer_ours": worker_infer_ours,
+           "infer_ours": worker_infer_ours, "infer_ours_quarter": worker_infer_ours_quarter,
            "infer_naive": worker_infer_naive}
 
 
@@ -400,18 +412,21 @@ def main():
             "ours_fraction_of_peak": train_fraction(ours), "naive_fraction_of_peak": train_fraction(naive),
             "ours_peak_rss_mib": median("train_ours", "peak_rss_mib"),
             "naive_peak_rss_mib": median("train_naive", "peak_rss_mib"),
-            "tokens": samples["train_ours"][0]["tokens"], "naive_tokens": samples["train_naive"][0]["tokens"]}
+            "tokens": samples["train_ours"][0]["tokens"], "naive_tokens": samples["train_naive"][0]["tokens"],
+            # Same rows and seed, the same learning rate (run_relevance's default 1e-5): schedules differ (cosine
+            # with warm-up against linear), so the losses should agree roughly, not exactly.
+            "ours_loss": median("train_ours", "train_loss"), "naive_loss": median("train_naive", "train_loss")}
         t = results["summary"]["train"]
         lines += [f"training: {args.train_rows} rows, batch {args.batch_size}, max_length {args.max_length}, "
                   f"{t['tokens']} non-padding tokens (naive counted {t['naive_tokens']})",
-                  "| arm | tokens/s | of matmul peak (4 x params x useful tokens/s) | peak RSS MiB |",
-                  "|---|---|---|---|",
+                  "| arm | tokens/s | of matmul peak (4 x params x useful tokens/s) | peak RSS MiB | mean train loss |",
+                  "|---|---|---|---|---|",
                   f"| naive Trainer (random order, pad to max_length) | {naive:.1f} | "
-                  f"{100 * t['naive_fraction_of_peak']:.0f}% | {t['naive_peak_rss_mib']:.0f} |",
+                  f"{100 * t['naive_fraction_of_peak']:.0f}% | {t['naive_peak_rss_mib']:.0f} | {t['naive_loss']:.4f} |",
                   f"| run_relevance.py (length-grouped, dynamic padding) | {ours:.1f} | "
-                  f"{100 * t['ours_fraction_of_peak']:.0f}% | {t['ours_peak_rss_mib']:.0f} |",
+                  f"{100 * t['ours_fraction_of_peak']:.0f}% | {t['ours_peak_rss_mib']:.0f} | {t['ours_loss']:.4f} |",
                   f"| ratio ours / naive | {t['speedup']:.2f}x | | "
-                  f"{t['ours_peak_rss_mib'] / t['naive_peak_rss_mib']:.2f}x |", ""]
+                  f"{t['ours_peak_rss_mib'] / t['naive_peak_rss_mib']:.2f}x | |", ""]
     if "batch_scaling" in parts:
         ratios = [pair["train_ours_4x"]["tokens_per_s"] / pair["train_ours"]["tokens_per_s"]
                   for pair in pairs["batch_scaling"]]
@@ -472,6 +487,24 @@ def main():
                          f"{s['peak_rss_mib']:.0f} |")
         lines += [f"| ratio ours / naive | {summary['speedup']:.2f}x | | | | "
                   f"{summary['ours']['peak_rss_mib'] / summary['naive']['peak_rss_mib']:.2f}x |", ""]
+    if "infer_budget" in parts:
+        ratios = [pair["infer_ours_quarter"]["pairs_per_s"] / pair["infer_ours"]["pairs_per_s"]
+                  for pair in pairs["infer_budget"]]
+        same = max(abs(a - b) for pair in pairs["infer_budget"] for a, b in zip(
+            pair["infer_ours"]["probabilities_head"], pair["infer_ours_quarter"]["probabilities_head"]))
+        budget = {w: {"max_tokens_per_batch": samples[w][0]["max_tokens_per_batch"],
+                      "pairs_per_s": statistics.median(p[w]["pairs_per_s"] for p in pairs["infer_budget"]),
+                      "peak_rss_mib": statistics.median(p[w]["peak_rss_mib"] for p in pairs["infer_budget"])}
+                  for w in ARMS["infer_budget"]}
+        results["summary"]["infer_budget"] = dict(budget, pair_ratios=ratios, max_abs_difference=same)
+        lines += [f"make_submission.py's token budget: {args.infer_rows} rows x {args.num_adapters} adapters, "
+                  f"{args.repeats} alternated pairs", "| --max_tokens_per_batch | pairs/s (median) | peak RSS MiB |",
+                  "|---|---|---|"]
+        lines += [f"| {b['max_tokens_per_batch']} | {b['pairs_per_s']:.1f} | {b['peak_rss_mib']:.0f} |"
+                  for b in budget.values()]
+        lines += [f"| ratio quarter / default, per pair | {', '.join(f'{r:.2f}x' for r in ratios)} | "
+                  f"{budget['infer_ours_quarter']['peak_rss_mib'] / budget['infer_ours']['peak_rss_mib']:.2f}x |",
+                  f"largest probability difference between the two (first 50 rows, every adapter): {same:.1e}", ""]
     results["table"] = "\n".join(lines)
     print("\n" + results["table"])
     if args.output_file:

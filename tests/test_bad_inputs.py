@@ -151,3 +151,17 @@ def test_a_missing_folder_stops_before_torch_loads(tmp_path, flags):
     helped = subprocess.run([sys.executable, str(REPO_ROOT / "run_relevance.py"), *flags, "--help"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=300)
     assert helped.returncode == 0 and "--init_adapter" in helped.stdout  # --help whatever the flags name
+
+
+def test_a_hub_id_the_hub_lacks_stops_before_torch_loads(tmp_path, hub_server):
+    """A Hub-shaped name is asked about before the imports (one request to HF_ENDPOINT, here the local Hub)."""
+    result = subprocess.run([sys.executable, "-X", "importtime", str(REPO_ROOT / "run_relevance.py"),
+                             "--init_adapter", "someone/no-such-adapter", "--output_dir", "out"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("run_relevance.py: error: --init_adapter someone/no-such-adapter: no such folder or Hub "
+                           f"repo ({hub_server} has no model repo someone/no-such-adapter")
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time")}
+    assert not imported & {"torch", "transformers", "datasets", "numpy"}
+    assert not (tmp_path / "out").exists()

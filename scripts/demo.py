@@ -180,6 +180,23 @@ def choose_threads(environ=os.environ) -> tuple:
     return threads, f"{cores} core(s), 1-minute load average {load:.2f}: {threads} free (DEMO_THREADS=N to force)"
 
 
+# One fp32 matmul in a child (torch stays out of this process): the same code ran 1.7x slower on this shared VM on
+# some days than on others, so demo times are only comparable at similar figures.
+MATMUL_PROBE = ("import statistics, time, torch; torch.set_num_threads(1); a = torch.randn(1024, 1024); "
+                "torch.mm(a, a); t = []\nfor _ in range(9): s = time.perf_counter(); torch.mm(a, a); "
+                "t.append(time.perf_counter() - s)\nprint(2 * 1024 ** 3 / statistics.median(t) / 1e9)")
+
+
+def matmul_gflops(env) -> float | None:
+    """This machine's one-thread fp32 matmul GFLOP/s now (about 5 s, mostly importing torch); None if it fails."""
+    try:
+        out = subprocess.run([sys.executable, "-c", MATMUL_PROBE], env=env, capture_output=True, text=True,
+                             timeout=120)
+        return round(float(out.stdout.strip().splitlines()[-1]), 1)
+    except (subprocess.SubprocessError, ValueError, IndexError, OSError):
+        return None
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Children: one process group each, so an interrupt reaches their own children (accelerate launch, ...) too
 # ----------------------------------------------------------------------------------------------------------------
@@ -291,6 +308,9 @@ def main(argv=None) -> str:
             model = prepared.strip().splitlines()[-1] if prepared.strip() else None
             logger.info("Embedded model: %s", model)
         meta["model"] = model
+        meta["matmul_gflops_per_thread"] = matmul_gflops(env)
+        logger.info("This machine now: %s GFLOP/s per thread (fp32 matmul; compare demo times at similar figures)",
+                    meta["matmul_gflops_per_thread"])
 
         # 2. The Hub.
         if args.hub == "local":

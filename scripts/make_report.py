@@ -312,7 +312,9 @@ def section_timings(out: str) -> list:
                   f"{demo.get('started_at')}, {demo.get('cpu_count')} CPU cores, OMP_NUM_THREADS="
                   f"{demo.get('omp_num_threads')}"
                   + (f" ({demo['threads_chosen_from']})" if demo.get("threads_chosen_from") else "")
-                  + ". Times on a shared machine vary from run to run.", ""]
+                  + (f", fp32 matmul {demo['matmul_gflops_per_thread']} GFLOP/s per thread at the start"
+                     if demo.get("matmul_gflops_per_thread") else "")
+                  + ". Times on a shared machine vary from run to run: compare them at similar matmul figures.", ""]
     return lines
 
 

@@ -119,6 +119,9 @@ def test_demo_end_to_end(demo_run):
     timings = json.loads((out / demo.DEMO_TIMINGS).read_text())
     assert timings["status"] == "ok"
     assert not hub_answers(out)
+    # How fast this machine was, so that demo times can be compared across runs.
+    assert timings["matmul_gflops_per_thread"] > 0
+    assert f"fp32 matmul {timings['matmul_gflops_per_thread']} GFLOP/s per thread at the start" in text
 
 
 def test_demo_rerun_skips_every_step(demo_run, tiny_model):

@@ -427,11 +427,13 @@ def main():
                   f"{100 * t['ours_fraction_of_peak']:.0f}% | {t['ours_peak_rss_mib']:.0f} | {t['ours_loss']:.4f} |",
                   f"| ratio ours / naive | {t['speedup']:.2f}x | | "
                   f"{t['ours_peak_rss_mib'] / t['naive_peak_rss_mib']:.2f}x | |", ""]
+    def paired(part, base, other):
+        """Tokens/s ratios other / base per alternated pair (the machine drifts between pairs), and both medians."""
+        ratios = [pair[other]["tokens_per_s"] / pair[base]["tokens_per_s"] for pair in pairs[part]]
+        return ratios, *(statistics.median(p[w]["tokens_per_s"] for p in pairs[part]) for w in (base, other))
+
     if "batch_scaling" in parts:
-        ratios = [pair["train_ours_4x"]["tokens_per_s"] / pair["train_ours"]["tokens_per_s"]
-                  for pair in pairs["batch_scaling"]]
-        small, big = (statistics.median(p[w]["tokens_per_s"] for p in pairs["batch_scaling"])
-                      for w in ("train_ours", "train_ours_4x"))
+        ratios, small, big = paired("batch_scaling", "train_ours", "train_ours_4x")
         results["summary"]["batch_scaling"] = {"tokens_per_s": small, "tokens_per_s_4x": big, "pair_ratios": ratios,
                                                "median_pair_ratio": statistics.median(ratios)}
         lines += [f"rows per step: run_relevance.py at {args.batch_size} and {4 * args.batch_size} rows per step, "
@@ -442,11 +444,7 @@ def main():
                   f"| ratio, per pair | {', '.join(f'{r:.2f}x' for r in ratios)} "
                   f"(median {statistics.median(ratios):.2f}x) | |", ""]
     if "padding_free" in parts:
-        # Each ratio compares two measurements taken one after the other (the machine's load drifts between pairs).
-        ratios = [pair["train_padding_free"]["tokens_per_s"] / pair["train_ours"]["tokens_per_s"]
-                  for pair in pairs["padding_free"]]
-        flat, padded = (statistics.median(p[w]["tokens_per_s"] for p in pairs["padding_free"])
-                        for w in ("train_padding_free", "train_ours"))
+        ratios, padded, flat = paired("padding_free", "train_ours", "train_padding_free")
         results["summary"]["padding_free"] = {
             "padded_tokens_per_s": padded, "padding_free_tokens_per_s": flat, "pair_ratios": ratios,
             "median_pair_ratio": statistics.median(ratios),

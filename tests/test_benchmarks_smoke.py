@@ -77,7 +77,7 @@ def tiny_plan(tmp_path_factory, folded):
 
 def _args(**overrides):
     values = dict(task="qc", train_rows=16, batch_size=8, max_length=64, infer_rows=24, num_adapters=1, seed=0,
-                  matmul_size=64)
+                  matmul_size=64, num_hidden_layers=None)
     values.update(overrides)
     return SimpleNamespace(**values)
 
@@ -91,6 +91,10 @@ def test_inference_arms_score_the_same_rows(tiny_plan):
         assert result["params"] > 0
     # Deduplication can only remove work.
     assert ours["useful_tokens"] <= naive["useful_tokens"]
+    # A smaller token budget changes the batches, not the probabilities.
+    quarter = throughput.worker_infer_ours_quarter(_args(), tiny_plan)
+    assert quarter["max_tokens_per_batch"] * 4 == ours["max_tokens_per_batch"]
+    np.testing.assert_allclose(quarter["probabilities_head"], ours["probabilities_head"], atol=1e-5)
     assert throughput.worker_matmul(_args(), tiny_plan)["matmul_flops_per_s"] > 0
 
 

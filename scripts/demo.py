@@ -180,7 +180,7 @@ def choose_threads(environ=os.environ) -> tuple:
     return threads, f"{cores} core(s), 1-minute load average {load:.2f}: {threads} free (DEMO_THREADS=N to force)"
 
 
-# One fp32 matmul in a child (torch stays out of this process): the same code ran 1.7x slower on this shared VM on
+# One fp32 matmul in a child (torch stays out of this process): this shared VM ran the same code up to 2x slower on
 # some days than on others, so demo times are only comparable at similar figures.
 MATMUL_PROBE = ("import statistics, time, torch; torch.set_num_threads(1); a = torch.randn(1024, 1024); "
                 "torch.mm(a, a); t = []\nfor _ in range(9): s = time.perf_counter(); torch.mm(a, a); "

@@ -108,6 +108,7 @@ for name in "$@"; do
           ancestors) extra=(--hierarchy_ancestors 1) ;;
           mean) extra=(--pooling mean) ;;
           headlr) extra=(--score_learning_rate 2e-3) ;;  # 10x the recipe's LoRA rate
+          epochs2) extra=(--num_train_epochs 2) ;;  # the same cosine schedule stretched over two passes
           *) echo "unknown phase-3 arm $rest" >&2; exit 2 ;;
         esac
         run "$name" --config recipes/gemma3-270m.yaml --dataset_name "$data" --task "$task" --fold "$fold" \

@@ -156,6 +156,14 @@ class PredictionArguments:
         },
     )
     max_batch_size: int = field(default=512, metadata={"help": "Upper bound on rows per batch."})
+    shared_prefix: bool = field(
+        default=True,
+        metadata={
+            "help": "Run the instruction every row of a batch starts with once per batch and continue each row from "
+            "its KV cache (as run_relevance.py --shared_prefix): the same probabilities up to rounding, fewer token "
+            "computations (docs/scaling.md). --shared_prefix false to compare."
+        },
+    )
     deduplicate: bool = field(
         default=True, metadata={"help": "Score identical model inputs once (queries and targets repeat a lot)."}
     )
@@ -794,7 +802,7 @@ def score_sequences(model, input_ids: list, batches: list, pad_token_id: int, de
 
 
 def load_base_model(model_name_or_path: str, settings: dict, dtype: str, attn_implementation, trust_remote_code: bool,
-                    device):
+                    device, shared_prefix: bool = True):
     """The backbone + score head as training built it; each adapter brings its own trained head."""
     model = mr.build_classifier(
         model_name_or_path,
@@ -804,6 +812,7 @@ def load_base_model(model_name_or_path: str, settings: dict, dtype: str, attn_im
         attn_implementation=attn_implementation,
         trust_remote_code=trust_remote_code,
         num_hidden_layers=settings.get("num_hidden_layers"),
+        shared_prefix=shared_prefix,
     )
     return model.to(device).eval()
 
@@ -1101,7 +1110,7 @@ def main(argv=None):
             logger.info("Loading base model %s on %s, %d process(es)", key[0], state.device, state.num_processes)
             base_model = None  # free the previous one first
             base_model = load_base_model(key[0], settings, model_args.dtype, model_args.attn_implementation,
-                                         model_args.trust_remote_code, state.device)
+                                         model_args.trust_remote_code, state.device, pred_args.shared_prefix)
             loaded_key = key
 
         # 4. Rows to score, tokenised once as in training, identical inputs merged.

@@ -204,6 +204,8 @@ def pool_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torc
 # --pooling: one hidden state per row, (batch, length, hidden) + mask -> (batch, hidden). "auto": resolve_pooling.
 POOLINGS = {"last": pool_last, "first": pool_first, "mean": pool_mean}
 POOLING_CHOICES = ("auto", *POOLINGS)
+# A batch whose rows all start with this many tokens or more (the instruction) runs them once (split_shared_prefix).
+MIN_SHARED_PREFIX = 4
 # What DataCollatorWithFlattening(return_flash_attn_kwargs=True) adds to a flattened batch for flash attention.
 FLASH_ATTENTION_KWARGS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")
 
@@ -236,6 +238,27 @@ def pool_hidden_states(
     if not attention_mask.bool().any(dim=-1).all():
         raise ValueError("a row of the batch has no token with attention_mask == 1")
     return POOLINGS[pooling](hidden_states, attention_mask)
+
+
+def split_shared_prefix(input_ids: torch.Tensor, attention_mask: torch.Tensor, min_tokens: int):
+    """The batch as `(prefix, own_ids, own_mask)` when all its rows start with the same `min_tokens` or more tokens
+    (the prompt's instruction, `PROMPTS`), else None. `prefix` (1, P) holds those tokens; `own_ids` / `own_mask`
+    (rows, L) the rest of each row, left-padded, at least one token each. Works on left- and right-padded batches."""
+    rows = [ids[mask.bool()] for ids, mask in zip(input_ids, attention_mask)]
+    shortest = min(len(row) for row in rows)
+    if len(rows) < 2 or shortest - 1 < min_tokens:
+        return None
+    heads = torch.stack([row[: shortest - 1] for row in rows])
+    length = int((heads == heads[:1]).all(dim=0).long().cumprod(dim=0).sum())
+    if length < min_tokens:
+        return None
+    width = max(len(row) for row in rows) - length
+    own_ids = input_ids.new_zeros((len(rows), width))
+    own_mask = attention_mask.new_zeros((len(rows), width))
+    for i, row in enumerate(rows):
+        own_ids[i, width - len(row) + length :] = row[length:]
+        own_mask[i, width - len(row) + length :] = 1
+    return heads[:1, :length], own_ids, own_mask
 
 
 def relevance_loss(logits, labels, label_smoothing: float = 0.0, num_items_in_batch=None) -> torch.Tensor:
@@ -288,6 +311,7 @@ class LastTokenClassifier(PreTrainedModel):
         num_labels: int = 2,
         pooling: str = "last",
         label_smoothing: float = 0.0,
+        shared_prefix: bool = True,
     ):
         super().__init__(config)
         if num_labels not in (1, 2):
@@ -298,6 +322,7 @@ class LastTokenClassifier(PreTrainedModel):
         self.num_labels = num_labels
         self.pooling = pooling
         self.label_smoothing = float(label_smoothing)
+        self.shared_prefix = bool(shared_prefix)
         self.is_decoder_backbone = not _is_encoder(config)
         self.score = nn.Linear(config.hidden_size, num_labels, bias=False, dtype=torch.float32)
         self.post_init()
@@ -327,28 +352,55 @@ class LastTokenClassifier(PreTrainedModel):
         position_ids=None,
         **kwargs,
     ):
-        packed_position_ids = position_ids
-        if packed_position_ids is not None:
-            backbone_kwargs = self._flattened_batch_kwargs(attention_mask, packed_position_ids, kwargs)
+        if position_ids is not None:  # a flattened (padding-free) batch: its rows are told apart by position
+            backbone_kwargs = self._flattened_batch_kwargs(attention_mask, position_ids, kwargs)
+            outputs = self.model(input_ids=input_ids, inputs_embeds=inputs_embeds, **backbone_kwargs)
+            pooled = pool_hidden_states(outputs.last_hidden_state, None, self.pooling, position_ids)
         else:
             if attention_mask is None:
                 reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
                 attention_mask = torch.ones(reference.shape[:2], dtype=torch.long, device=reference.device)
-            backbone_kwargs = {}
-            if self.is_decoder_backbone:
-                # Positions count real tokens only, so a left-padded row sees the same positions as unpadded.
-                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-                backbone_kwargs = {"use_cache": False, "position_ids": position_ids}
-        outputs = self.model(
-            input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **backbone_kwargs
-        )
-        pooled = pool_hidden_states(outputs.last_hidden_state, attention_mask, self.pooling, packed_position_ids)
+            hidden_states, attention_mask = self._padded_hidden_states(input_ids, attention_mask, inputs_embeds)
+            pooled = pool_hidden_states(hidden_states, attention_mask, self.pooling)
         logits = self.score(pooled.to(self.score.weight.dtype))
 
         loss = None
         if labels is not None:
             loss = relevance_loss(logits, labels, self.label_smoothing, num_items_in_batch)
         return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    def _padded_hidden_states(self, input_ids, attention_mask, inputs_embeds):
+        """The backbone's last hidden states of a padded batch, and the mask that says which are tokens.
+
+        With `shared_prefix` (decoders, last-token pooling) the instruction every row starts with runs once, at
+        batch size 1, and the rows continue from a copy of its KV cache, laid out [prefix][padding][own tokens]
+        (the padding masked): same logits and gradients up to rounding, for far fewer token computations
+        (docs/scaling.md, "Shared prompt prefix")."""
+        shared = None
+        if (self.shared_prefix and self.is_decoder_backbone and self.pooling == "last" and input_ids is not None
+                and not getattr(self.model, "gradient_checkpointing", False)):
+            shared = split_shared_prefix(input_ids, attention_mask, MIN_SHARED_PREFIX)
+        # A sliding-window cache keeps only the window: past it the continued rows would differ (measured).
+        window = getattr(self.config, "sliding_window", None)
+        if shared is not None and window and shared[0].shape[1] + shared[1].shape[1] > window:
+            shared = None
+        if shared is None:
+            kwargs = {}
+            if self.is_decoder_backbone:
+                # Positions count real tokens only, so a left-padded row sees the same positions as unpadded.
+                kwargs = {"use_cache": False, "position_ids": (attention_mask.long().cumsum(-1) - 1).clamp(min=0)}
+            outputs = self.model(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+                                 **kwargs)
+            return outputs.last_hidden_state, attention_mask
+        prefix, own_ids, own_mask = shared
+        length = prefix.shape[1]
+        cache = self.model(input_ids=prefix, position_ids=torch.arange(length, device=prefix.device)[None],
+                           use_cache=True).past_key_values
+        cache.batch_repeat_interleave(own_ids.shape[0])  # differentiable: gradients flow back into the prefix run
+        full_mask = torch.cat([own_mask.new_ones((own_ids.shape[0], length)), own_mask], dim=1)
+        outputs = self.model(input_ids=own_ids, attention_mask=full_mask, past_key_values=cache, use_cache=True,
+                             position_ids=length + (own_mask.long().cumsum(-1) - 1).clamp(min=0))
+        return outputs.last_hidden_state, own_mask
 
     def _flattened_batch_kwargs(self, attention_mask, position_ids, kwargs) -> dict:
         """The backbone's arguments for a flattened batch (`position_ids` given, no attention mask): transformers
@@ -557,6 +609,7 @@ def build_classifier(
     token=None,
     seed=None,
     num_hidden_layers=None,
+    shared_prefix: bool = True,
 ) -> LastTokenClassifier:
     """Load the backbone and put a fresh score head on it.
 
@@ -581,7 +634,7 @@ def build_classifier(
     if seed is not None:
         torch.manual_seed(seed)
     model = LastTokenClassifier(text_config, backbone, num_labels=num_labels, pooling=resolved,
-                                label_smoothing=label_smoothing)
+                                label_smoothing=label_smoothing, shared_prefix=shared_prefix)
     model.name_or_path = model_name_or_path
     if score_init == "answer_tokens":
         if not answer_token_ids or len(answer_token_ids) != 2:

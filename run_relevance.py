@@ -233,6 +233,17 @@ class RelevanceArguments:
             "negative says nothing about the parent). Validation rows are untouched. docs/hierarchy.md."
         },
     )
+    shared_prefix: bool = field(
+        default=True,
+        metadata={
+            "help": "Run the tokens that every row of a batch starts with (the instruction of --template instruct) "
+            "once per batch, at batch size 1, and continue each row from a copy of their KV cache: the same logits "
+            "and gradients up to rounding (tests/test_shared_prefix.py), fewer token computations. Decoders with "
+            "last-token pooling; batches of one task (a multitask batch shares no instruction) and within the "
+            "sliding window; off with gradient checkpointing. Measured in docs/scaling.md; --shared_prefix false "
+            "to compare."
+        },
+    )
     padding_free: bool = field(
         default=False,
         metadata={
@@ -859,6 +870,7 @@ def build_model(script_args, model_args, training_args, tokenizer, init_settings
         label_smoothing=label_smoothing,
         seed=training_args.seed,
         num_hidden_layers=script_args.num_hidden_layers,
+        shared_prefix=script_args.shared_prefix,
     )
     if script_args.padding_free and mr._is_encoder(model.config):
         raise UserError(f"--padding_free needs a decoder: {model_args.model_name_or_path} is an encoder, whose "

@@ -108,6 +108,7 @@ def naive_scores(base_model, adapters, tokenizer, rows, args) -> np.ndarray:
                                  template=args.template, max_length=args.max_length)
     model = None
     out = np.empty((len(rows["query"]), len(adapters)))
+    shared_prefix, base_model.shared_prefix = base_model.shared_prefix, False  # every token of every row, as theirs
     for column, adapter in enumerate(adapters):
         name = f"adapter_{column}"
         if model is None:
@@ -122,6 +123,7 @@ def naive_scores(base_model, adapters, tokenizer, rows, args) -> np.ndarray:
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
             out[start : start + len(features), column] = mr.probabilities_from_logits(logits.float())
     model.unload()
+    base_model.shared_prefix = shared_prefix
     return out
 
 

@@ -13,6 +13,8 @@ its peak memory (`ru_maxrss`) is its own. Medians and ratios are reported: the m
 - padding-free training (`--parts padding_free`), tokens/s: `ours` against `run_relevance.main` with
   `--padding_free` (the same run, each batch flattened into one row: no padding, packed rows kept apart by their
   position_ids); reported per alternated pair and as medians.
+- shared prompt prefix (`--parts shared_prefix` for training, `infer_shared_prefix` for make_submission.py's path):
+  the same path with and without `--shared_prefix`; tokens/s or pairs/s per alternated pair, training losses.
 - rows per step (`--parts batch_scaling`), tokens/s: `ours` at `--batch_size` against 4x the rows per step; if
   bigger steps buy no tokens/s, batches sized by a token budget cannot either (docs/scaling.md).
 - inference, pairs/s (rows x adapters / seconds), from benchmarks/inference_speed.py:
@@ -20,7 +22,10 @@ its peak memory (`ru_maxrss`) is its own. Medians and ratios are reported: the m
   `naive` = seed-style (`naive_scores`: file order, batches of 64 padded to the longest, unmerged adapter).
 - model FLOP/s of inference: 2 x (non-embedding parameters) x tokens, as a fraction of this machine's fp32 matmul
   FLOP/s measured in the same run (a `--matmul_size` square fp32 matmul, same thread count). Two counts: `useful`
-  (non-padding tokens of the sequences actually scored) and `executed` (padding included). Attention's T^2 term is
+  (non-padding tokens of the sequences actually scored) and `executed` (padding included, and a batch's shared
+  instruction counted once: with `--shared_prefix`, on by default, it runs once per batch, so `useful` can exceed
+  `executed`, and the useful fraction then reads as "as fast as running every token at that share of the peak"
+  ). Attention's T^2 term is
   left out (about 1 % at these lengths).
 
     # real Gemma-3-270m (python tools/prepare_model.py) on the QC dev rows
@@ -54,7 +59,9 @@ logger = logging.getLogger(__name__)
 
 ARMS = {"train": ("train_naive", "train_ours"), "infer": ("infer_naive", "infer_ours"),
         "padding_free": ("train_ours", "train_padding_free"), "batch_scaling": ("train_ours", "train_ours_4x"),
-        "infer_budget": ("infer_ours", "infer_ours_quarter")}
+        "infer_budget": ("infer_ours", "infer_ours_quarter"),
+        "shared_prefix": ("train_no_shared_prefix", "train_ours"),
+        "infer_shared_prefix": ("infer_no_shared_prefix", "infer_ours")}
 
 
 @dataclass
@@ -75,7 +82,9 @@ class ThroughputArguments:
     parts: str = field(
         default="train,infer", metadata={"help": "What to measure, comma-separated: train, infer, padding_free, "
                                         "batch_scaling (run_relevance.py at --batch_size and 4x the rows per step), "
-                                        "infer_budget (make_submission.py at its token budget and a quarter of it)."}
+                                        "infer_budget (make_submission.py at its token budget and a quarter of it), shared_prefix and "
+                                        "infer_shared_prefix (run_relevance.py / make_submission.py with and without "
+                                        "--shared_prefix)."}
     )
     train_rows: int = field(default=64, metadata={"help": "Training rows (one epoch; a multiple of --batch_size)."})
     batch_size: int = field(default=8, metadata={"help": "Training rows per step (both arms)."})
@@ -154,6 +163,11 @@ def worker_train_ours_4x(args, plan) -> dict:
                 rows_per_step=4 * args.batch_size)
 
 
+def worker_train_no_shared_prefix(args, plan) -> dict:
+    """run_relevance.py with every token of every row run (the instruction not shared within a batch)."""
+    return worker_train_ours(args, plan, ["--shared_prefix", "false"])
+
+
 def worker_train_padding_free(args, plan) -> dict:
     return dict(worker_train_ours(args, plan, ["--padding_free", "true"]), padding="none (flattened rows)")
 
@@ -169,7 +183,8 @@ def worker_train_naive(args, plan) -> dict:
     rows = _training_rows(plan, args, tokenizer)
     torch.manual_seed(args.seed)
     model = mr.build_classifier(plan["base"], num_labels=2, pooling="auto", dtype="float32",
-                                attn_implementation="sdpa", num_hidden_layers=args.num_hidden_layers)
+                                attn_implementation="sdpa", num_hidden_layers=args.num_hidden_layers,
+                                shared_prefix=False)  # a plain model: every token of every row
     model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=16, lora_alpha=32, lora_dropout=0.05,
                                              target_modules="all-linear"))
     out = tempfile.mkdtemp(prefix="throughput-naive-")
@@ -242,8 +257,32 @@ def worker_infer_ours_quarter(args, plan) -> dict:
     return worker_infer_ours(args, plan, quarter=True)
 
 
-def worker_infer_ours(args, plan, quarter=False) -> dict:
+def worker_infer_no_shared_prefix(args, plan) -> dict:
+    """make_submission.py's path with --shared_prefix false: every token of every row run."""
+    return worker_infer_ours(args, plan, shared_prefix=False)
+
+
+def _computed_tokens(model, input_ids: list, batches: list) -> int:
+    """Tokens the model runs, padding included, with a batch's shared instruction run once (split_shared_prefix)."""
+    import os.path
+
+    import modeling_relevance as mr
+
+    window = getattr(model.config, "sliding_window", None) or float("inf")
+    total = 0
+    for batch in batches:
+        rows = [input_ids[i] for i in batch]
+        longest = max(map(len, rows))
+        shared = len(os.path.commonprefix(rows)[: min(map(len, rows)) - 1])
+        if not model.shared_prefix or len(rows) < 2 or shared < mr.MIN_SHARED_PREFIX or longest > window:
+            shared = 0
+        total += shared + len(rows) * (longest - shared)
+    return total
+
+
+def worker_infer_ours(args, plan, quarter=False, shared_prefix=True) -> dict:
     isp, ms, mr, bench, rows, tokenizer, base_model = _inference_setup(args, plan)
+    base_model.shared_prefix = shared_prefix
     if quarter:
         bench.max_tokens_per_batch //= 4
     params = _model_params(base_model)
@@ -251,7 +290,7 @@ def worker_infer_ours(args, plan, quarter=False) -> dict:
                              bench.max_length, deduplicate=True)
     lengths = [len(ids) for ids in encoded.input_ids]
     batches = ms.length_batches(lengths, bench.max_tokens_per_batch, bench.max_batch_size)
-    executed = sum(len(batch) * max(lengths[i] for i in batch) for batch in batches)
+    executed = _computed_tokens(base_model, encoded.input_ids, batches)
     start = time.perf_counter()
     probabilities, stats = isp.fast_scores(base_model, plan["adapters"], tokenizer, rows, bench)
     seconds = time.perf_counter() - start
@@ -263,6 +302,7 @@ def worker_infer_ours(args, plan, quarter=False) -> dict:
 
 
 WORKERS = {"matmul": worker_matmul, "train_ours": worker_train_ours, "train_naive": worker_train_naive,
+           "train_no_shared_prefix": worker_train_no_shared_prefix, "infer_no_shared_prefix": worker_infer_no_shared_prefix,
            "train_padding_free": worker_train_padding_free, "train_ours_4x": worker_train_ours_4x,
            "infer_ours": worker_infer_ours, "infer_ours_quarter": worker_infer_ours_quarter,
            "infer_naive": worker_infer_naive}
@@ -456,6 +496,38 @@ def main():
                   f"| run_relevance.py --padding_free | {flat:.1f} |",
                   f"| ratio padding-free / padded, per pair | {', '.join(f'{r:.2f}x' for r in ratios)} "
                   f"(median {statistics.median(ratios):.2f}x) |", ""]
+    if "shared_prefix" in parts:
+        ratios, plain, shared = paired("shared_prefix", "train_no_shared_prefix", "train_ours")
+        losses = [[pair[w]["train_loss"] for w in ARMS["shared_prefix"]] for pair in pairs["shared_prefix"]]
+        results["summary"]["shared_prefix"] = {"tokens_per_s": plain, "shared_prefix_tokens_per_s": shared,
+                                               "pair_ratios": ratios, "median_pair_ratio": statistics.median(ratios),
+                                               "train_losses": losses}
+        lines += [f"shared prompt prefix in training: {args.train_rows} rows, batch {args.batch_size}, "
+                  f"max_length {args.max_length}, {args.repeats} alternated pairs",
+                  "| arm | tokens/s (median) | of matmul peak (useful tokens) |", "|---|---|---|",
+                  f"| run_relevance.py --shared_prefix false | {plain:.1f} | {100 * train_fraction(plain):.0f}% |",
+                  f"| run_relevance.py (shared prefix) | {shared:.1f} | {100 * train_fraction(shared):.0f}% |",
+                  f"| ratio, per pair | {', '.join(f'{r:.2f}x' for r in ratios)} "
+                  f"(median {statistics.median(ratios):.2f}x) | |",
+                  "train loss (without, with), per pair: " + "; ".join(f"{a:.4f}, {b:.4f}" for a, b in losses), ""]
+    if "infer_shared_prefix" in parts:
+        ratios = [pair["infer_ours"]["pairs_per_s"] / pair["infer_no_shared_prefix"]["pairs_per_s"]
+                  for pair in pairs["infer_shared_prefix"]]
+        same = max(abs(a - b) for pair in pairs["infer_shared_prefix"] for a, b in zip(
+            pair["infer_ours"]["probabilities_head"], pair["infer_no_shared_prefix"]["probabilities_head"]))
+        arms = {w: {"pairs_per_s": statistics.median(p[w]["pairs_per_s"] for p in pairs["infer_shared_prefix"]),
+                    "computed_tokens": samples[w][0]["executed_tokens"],
+                    "peak_rss_mib": statistics.median(p[w]["peak_rss_mib"] for p in pairs["infer_shared_prefix"])}
+                for w in ARMS["infer_shared_prefix"]}
+        results["summary"]["infer_shared_prefix"] = dict(arms, pair_ratios=ratios, max_abs_difference=same)
+        lines += [f"shared prompt prefix in make_submission.py: {args.infer_rows} rows x {args.num_adapters} "
+                  f"adapters, {args.repeats} alternated pairs",
+                  "| arm | pairs/s (median) | tokens computed | peak RSS MiB |", "|---|---|---|---|"]
+        lines += [f"| {label} | {arms[w]['pairs_per_s']:.1f} | {arms[w]['computed_tokens']} | "
+                  f"{arms[w]['peak_rss_mib']:.0f} |" for w, label in
+                  (("infer_no_shared_prefix", "--shared_prefix false"), ("infer_ours", "shared prefix"))]
+        lines += [f"| ratio shared / not, per pair | {', '.join(f'{r:.2f}x' for r in ratios)} | | |",
+                  f"largest probability difference between the two (first 50 rows, every adapter): {same:.1e}", ""]
     if "infer" in parts:
         summary = {}
         for arm in ("naive", "ours"):

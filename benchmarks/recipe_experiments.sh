@@ -109,6 +109,7 @@ for name in "$@"; do
           mean) extra=(--pooling mean) ;;
           headlr) extra=(--score_learning_rate 2e-3) ;;  # 10x the recipe's LoRA rate
           epochs2) extra=(--num_train_epochs 2) ;;  # the same cosine schedule stretched over two passes
+          sharedprefix) extra=(--shared_prefix true) ;;  # the reference again, its instruction run once per batch
           *) echo "unknown phase-3 arm $rest" >&2; exit 2 ;;
         esac
         run "$name" --config recipes/gemma3-270m.yaml --dataset_name "$data" --task "$task" --fold "$fold" \

@@ -376,14 +376,7 @@ class LastTokenClassifier(PreTrainedModel):
         batch size 1, and the rows continue from a copy of its KV cache, laid out [prefix][padding][own tokens]
         (the padding masked): same logits and gradients up to rounding, for far fewer token computations
         (docs/scaling.md, "Shared prompt prefix")."""
-        shared = None
-        if (self.shared_prefix and self.is_decoder_backbone and self.pooling == "last" and input_ids is not None
-                and not getattr(self.model, "gradient_checkpointing", False)):
-            shared = split_shared_prefix(input_ids, attention_mask, MIN_SHARED_PREFIX)
-        # A sliding-window cache keeps only the window: past it the continued rows would differ (measured).
-        window = getattr(self.config, "sliding_window", None)
-        if shared is not None and window and shared[0].shape[1] + shared[1].shape[1] > window:
-            shared = None
+        shared = self.shared_prefix_split(input_ids, attention_mask)
         if shared is None:
             kwargs = {}
             if self.is_decoder_backbone:
@@ -401,6 +394,18 @@ class LastTokenClassifier(PreTrainedModel):
         outputs = self.model(input_ids=own_ids, attention_mask=full_mask, past_key_values=cache, use_cache=True,
                              position_ids=length + (own_mask.long().cumsum(-1) - 1).clamp(min=0))
         return outputs.last_hidden_state, own_mask
+
+    def shared_prefix_split(self, input_ids, attention_mask):
+        """`split_shared_prefix` of this padded batch where the shared-prefix path applies to it, else None."""
+        if not (self.shared_prefix and self.is_decoder_backbone and self.pooling == "last" and input_ids is not None
+                and not getattr(self.model, "gradient_checkpointing", False)):
+            return None
+        shared = split_shared_prefix(input_ids, attention_mask, MIN_SHARED_PREFIX)
+        # A sliding-window cache keeps only the window: past it the continued rows would differ (measured).
+        window = getattr(self.config, "sliding_window", None)
+        if shared is not None and window and shared[0].shape[1] + shared[1].shape[1] > window:
+            return None
+        return shared
 
     def _flattened_batch_kwargs(self, attention_mask, position_ids, kwargs) -> dict:
         """The backbone's arguments for a flattened batch (`position_ids` given, no attention mask): transformers

@@ -263,20 +263,19 @@ def worker_infer_no_shared_prefix(args, plan) -> dict:
 
 
 def _computed_tokens(model, input_ids: list, batches: list) -> int:
-    """Tokens the model runs, padding included, with a batch's shared instruction run once (split_shared_prefix)."""
-    import os.path
+    """Tokens the model runs, padding included, with a batch's shared instruction run once (the model's own
+    `shared_prefix_split` decides, on the batch as make_submission.py pads it)."""
+    import torch
 
-    import modeling_relevance as mr
-
-    window = getattr(model.config, "sliding_window", None) or float("inf")
     total = 0
     for batch in batches:
         rows = [input_ids[i] for i in batch]
-        longest = max(map(len, rows))
-        shared = len(os.path.commonprefix(rows)[: min(map(len, rows)) - 1])
-        if not model.shared_prefix or len(rows) < 2 or shared < mr.MIN_SHARED_PREFIX or longest > window:
-            shared = 0
-        total += shared + len(rows) * (longest - shared)
+        ids = torch.zeros((len(rows), max(map(len, rows))), dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, sequence in enumerate(rows):
+            ids[row, : len(sequence)], mask[row, : len(sequence)] = torch.tensor(sequence), 1
+        shared = model.shared_prefix_split(ids, mask)
+        total += ids.numel() if shared is None else shared[0].numel() + shared[1].numel()
     return total
 
 

@@ -136,3 +136,14 @@ def test_run_relevance_trains_alike_with_and_without_the_shared_prefix(tmp_path,
     assert shared_lengths and None not in shared_lengths and min(shared_lengths) >= mr.MIN_SHARED_PREFIX
     np.testing.assert_allclose(losses["true"], losses["false"], atol=1e-4)
     np.testing.assert_allclose(oof["true"], oof["false"], atol=1e-5)
+
+
+def test_the_benchmark_counts_the_tokens_the_model_runs(tiny):
+    """benchmarks/throughput.py's `executed` tokens: the prefix once per batch where the model shares it."""
+    from benchmarks import throughput
+
+    model = mr.build_classifier(tiny["qwen3"], num_labels=2, seed=0)
+    rows = [PREFIX + own for own in OWN] + [[2, 30, 31]]
+    assert throughput._computed_tokens(model, rows, [[0, 1, 2, 3], [4]]) == 8 + 4 * 8 + 3
+    model.shared_prefix = False
+    assert throughput._computed_tokens(model, rows, [[0, 1, 2, 3], [4]]) == 4 * 16 + 3

@@ -93,6 +93,7 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint, has_length
 from trl import ModelConfig, TrlParser, get_peft_config, get_quantization_config
 
@@ -152,10 +153,10 @@ class RelevanceArguments:
         },
     )
     max_train_samples: int | None = field(
-        default=None, metadata={"help": "Keep at most this many training rows (a seeded random subset)."}
+        default=None, metadata={"help": "Keep at most this many training rows per task (a seeded random subset)."}
     )
     max_eval_samples: int | None = field(
-        default=None, metadata={"help": "Keep at most this many validation rows (a seeded random subset)."}
+        default=None, metadata={"help": "Keep at most this many validation rows per task (a seeded random subset)."}
     )
     use_translation: bool | None = field(
         default=None,
@@ -239,7 +240,7 @@ class RelevanceArguments:
             "help": "Run the tokens that every row of a batch starts with (the instruction of --template instruct) "
             "once per batch, at batch size 1, and continue each row from a copy of their KV cache: the same logits "
             "and gradients up to rounding (tests/test_shared_prefix.py), fewer token computations. Decoders with "
-            "last-token pooling; batches of one task (a multitask batch shares no instruction) and within the "
+            "last-token pooling; batches of one task (multitask training batches are grouped by task) and within the "
             "sliding window; off with gradient checkpointing. Measured in docs/scaling.md; --shared_prefix false "
             "to compare."
         },
@@ -497,9 +498,9 @@ def load_task_datasets(script_args, tasks, seed):
         train_part = table.select(train_idx)
         if task == "qc" and script_args.hierarchy_ancestors > 0:
             train_part = add_ancestor_rows(train_part, script_args.hierarchy_ancestors)
-        train_parts.append(train_part)
+        train_parts.append(cap_rows(train_part, script_args.max_train_samples, seed))
         if eval_idx:
-            eval_parts.append(table.select(eval_idx))
+            eval_parts.append(cap_rows(table.select(eval_idx), script_args.max_eval_samples, seed))
 
     train = datasets.concatenate_datasets(train_parts)
     if len(train) == 0:
@@ -507,11 +508,12 @@ def load_task_datasets(script_args, tasks, seed):
     eval_ds = datasets.concatenate_datasets(eval_parts) if fold >= 0 else None
     if fold >= 0 and (eval_ds is None or len(eval_ds) == 0):
         raise UserError(f"no validation rows for fold {fold} in {names}")
-    if script_args.max_train_samples is not None and script_args.max_train_samples < len(train):
-        train = train.shuffle(seed=seed).select(range(script_args.max_train_samples))
-    if eval_ds is not None and script_args.max_eval_samples is not None and script_args.max_eval_samples < len(eval_ds):
-        eval_ds = eval_ds.shuffle(seed=seed).select(range(script_args.max_eval_samples))
     return train, eval_ds, translation
+
+
+def cap_rows(ds: datasets.Dataset, limit: int | None, seed: int) -> datasets.Dataset:
+    """At most `limit` rows of one task, a seeded random subset (the same rows whether or not other tasks join)."""
+    return ds if limit is None or limit >= len(ds) else ds.shuffle(seed=seed).select(range(limit))
 
 
 def add_ancestor_rows(train: datasets.Dataset, ancestors: int) -> datasets.Dataset:
@@ -589,6 +591,7 @@ class RelevanceTrainer(Trainer):
 
     model_card: ModelCard | None = None  # set by main() once the metrics are known
     score_learning_rate: float | None = None  # --score_learning_rate
+    train_tasks: list | None = None  # each training row's task, set by main()
 
     def create_optimizer(self, model=None):
         """The Trainer's optimizer; with --score_learning_rate the score head gets its own parameter group (the
@@ -603,6 +606,15 @@ class RelevanceTrainer(Trainer):
         optimizer.add_param_group({"params": head, "lr": self.score_learning_rate, "weight_decay": 0.0,
                                    "is_score_head": True})
         return optimizer
+
+    def _get_train_sampler(self, train_dataset=None):
+        """Multitask: rows are length-grouped within their task, so a batch holds one task and its instruction runs
+        once (--shared_prefix); only a batch on a task boundary of a mega-batch (up to 50 batches) mixes two."""
+        sampler = super()._get_train_sampler(train_dataset)
+        if isinstance(sampler, LengthGroupedSampler) and len(set(self.train_tasks or ())) > 1:
+            rank = {task: i for i, task in enumerate(sorted(set(self.train_tasks)))}
+            sampler.lengths = [length + 10**6 * rank[task] for length, task in zip(sampler.lengths, self.train_tasks)]
+        return sampler
 
     def _get_eval_sampler(self, eval_dataset):
         if eval_dataset is None or not has_length(eval_dataset):
@@ -959,6 +971,7 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
         callbacks=callbacks,
     )
     trainer.score_learning_rate = script_args.score_learning_rate
+    trainer.train_tasks = column_values(train_raw, "task_key")
 
     # 6. Train ---------------------------------------------------------------------------------------------------
     start = time.time()

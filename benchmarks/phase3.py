@@ -60,18 +60,25 @@ class Phase3Arguments:
 
 
 def load_arm(args, arm: str) -> tuple:
-    """Pooled OOF rows of an arm's runs, and per-run facts (fold, rows, wall time, command, code version)."""
+    """Pooled OOF rows of an arm's runs, and per-run facts (fold, rows, wall time, command, code version).
+
+    An arm named with its own task prefix (`qcqi_multitask`: runs `p3_qcqi_multitask_f*`) is a multitask run: only
+    its rows of --task are read, and its pooled training prior is not reported (the reference's stands in)."""
     runs = sorted(glob.glob(os.path.join(args.runs_dir, f"p3_{args.task}_{arm}_f[0-9]")))
+    multitask = not runs
+    if multitask:
+        runs = sorted(glob.glob(os.path.join(args.runs_dir, f"p3_{arm}_f[0-9]")))
     frames, facts = [], []
     for run in runs:
         path = os.path.join(run, ms.OOF_FILE)
         if not os.path.isfile(path):
             continue
-        frames.append(pd.read_parquet(path))
+        frame = pd.read_parquet(path)
+        frames.append(frame[frame["task"].str.lower() == args.task].reset_index(drop=True) if multitask else frame)
         metrics = json.load(open(os.path.join(run, "metrics.json")))
         read = lambda name: open(os.path.join(run, name)).read().strip() if os.path.isfile(os.path.join(run, name)) else ""  # noqa: E731
         facts.append({"run": os.path.basename(run), "train_rows": metrics["train"].get("train_rows"),
-                      "val_rows": len(frames[-1]), "prior": metrics["eval"].get("train_prior"),
+                      "val_rows": len(frames[-1]), "prior": None if multitask else metrics["eval"].get("train_prior"),
                       "train_s": metrics["train"].get("train_runtime"), "wall_s": read("wall_s.txt"),
                       "command": read("command.txt"), "code_version": read("code_version.txt")})
     if not frames:
@@ -135,14 +142,18 @@ def main():
                 f.write(line + "\n")
         return
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
-    results, reference = {}, None
+    results, reference, reference_prior = {}, None, None
     feature_scores, _ = ms.feature_scores(args.task, split, args.seed)
     pmi = None
     if args.pmi_file:
         pmi = pd.read_parquet(args.pmi_file).assign(id=lambda d: d["id"].astype(str)).set_index("id")["pmi"]
     for arm in arms:
         oof, facts = load_arm(args, arm)
-        prior = float(np.mean([f["prior"] for f in facts if f["prior"] is not None]))
+        priors = [f["prior"] for f in facts if f["prior"] is not None]
+        if not priors and reference is None:
+            raise SystemExit(f"--arms: put a single-task arm first (its prior stands in for {arm}'s)")
+        prior = float(np.mean(priors)) if priors else reference_prior
+        reference_prior = reference_prior if reference else prior
         features = ms.oof_feature_scores(oof, feature_scores, args.dataset_name)
         variants = {arm: oof,
                     f"{arm} + stack": oof.assign(probability=ms.cross_fitted_blend(oof, features, args.seed))}

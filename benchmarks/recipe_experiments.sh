@@ -102,6 +102,8 @@ for name in "$@"; do
         local task=${arm%%_*} rest=${arm#*_}
         local data=$QC rows=("${QC_ALL[@]}")
         [ "$task" = qi ] && { data=$QI; rows=(--max_train_samples 8000 --max_eval_samples 2000); }
+        # qcqi: one multitask model, each task's rows as in its single-task reference (the caps are per task)
+        [ "$task" = qcqi ] && { data=$QC,$QI task=qc,qi; rows=(--max_train_samples 8000 --max_eval_samples 2000); }
         local extra=()
         case $rest in
           ref) ;;
@@ -110,6 +112,8 @@ for name in "$@"; do
           headlr) extra=(--score_learning_rate 2e-3) ;;  # 10x the recipe's LoRA rate
           epochs2) extra=(--num_train_epochs 2) ;;  # the same cosine schedule stretched over two passes
           sharedprefix) extra=(--shared_prefix true) ;;  # the reference again, its instruction run once per batch
+          multitask) ;;  # with task qcqi: p3_qcqi_multitask_f0
+          seed43) extra=(--seed 43) ;;  # the reference again under another seed: run-to-run variation
           *) echo "unknown phase-3 arm $rest" >&2; exit 2 ;;
         esac
         run "$name" --config recipes/gemma3-270m.yaml --dataset_name "$data" --task "$task" --fold "$fold" \

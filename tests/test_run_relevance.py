@@ -365,6 +365,31 @@ def test_multitask_run(tmp_path, tiny):
     assert settings["tasks"] == ["qc", "qi"] and settings["use_translation"] == {"qc": False, "qi": True}
 
 
+def test_multitask_training_batches_hold_one_task(tmp_path):
+    """Multitask rows are length-grouped within their task, so each batch's instruction can run once: only a batch on
+    a task boundary of a mega-batch (up to 50 batches) mixes two tasks; plain length grouping mixes nearly every batch."""
+    from transformers import TrainingArguments
+
+    rng = np.random.default_rng(0)
+    tasks = list(rng.choice(["qc", "qi"], size=800))
+    ds = datasets.Dataset.from_dict({"input_ids": [[1] * int(n) for n in rng.integers(5, 90, size=800)]})
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, use_cpu=True, report_to="none",
+                             train_sampling_strategy="group_by_length")
+    trainer = run_relevance.RelevanceTrainer(model=torch.nn.Linear(1, 1), args=args, train_dataset=ds)
+
+    def mixed_batches(train_tasks):
+        trainer.train_tasks = train_tasks
+        torch.manual_seed(0)
+        order = list(trainer._get_train_sampler(ds))
+        assert sorted(order) == list(range(800))  # every row once
+        return sum(len({tasks[i] for i in order[b:b + 8]}) > 1 for b in range(0, 800, 8))
+
+    # transformers' mega-batches here: min(800 // (4 x 8), 50) batches of 8 = 200 rows, so 4 of them; at most one
+    # task boundary in each, and one more batch for the longest row it moves to the front.
+    assert mixed_batches(tasks) <= 5
+    assert mixed_batches(None) > 90  # of 100 batches
+
+
 def test_encoder_run(tmp_path, tiny):
     encoder = make_tiny_encoder(tmp_path / "xlmr", arch="xlm-roberta")
     out = tmp_path / "enc"

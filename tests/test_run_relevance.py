@@ -365,6 +365,23 @@ def test_multitask_run(tmp_path, tiny):
     assert settings["tasks"] == ["qc", "qi"] and settings["use_translation"] == {"qc": False, "qi": True}
 
 
+def test_row_caps_apply_per_task_and_pick_the_single_task_rows(tiny):
+    """--max_train_samples / --max_eval_samples cap each task, and a task's rows are those its single-task run keeps,
+    so a multitask arm is scored on the same validation rows as each single-task reference."""
+    def load(task, names):
+        args = run_relevance.RelevanceArguments(dataset_name=names, task=task, fold=1, max_train_samples=10,
+                                                max_eval_samples=5)
+        train, eval_ds, _ = run_relevance.load_task_datasets(args, run_relevance.parse_tasks(task), 42)
+        return train.to_pandas(), eval_ds.to_pandas()
+
+    train, eval_ds = load("qc,qi", [tiny["qc"], tiny["qi"]])
+    assert train["task_key"].value_counts().to_dict() == {"qc": 10, "qi": 10}
+    assert eval_ds["task_key"].value_counts().to_dict() == {"qc": 5, "qi": 5}
+    qi_train, qi_eval = load("qi", [tiny["qi"]])
+    assert list(train[train["task_key"] == "qi"]["id"]) == list(qi_train["id"])
+    assert list(eval_ds[eval_ds["task_key"] == "qi"]["id"]) == list(qi_eval["id"])
+
+
 def test_multitask_training_batches_hold_one_task(tmp_path):
     """Multitask rows are length-grouped within their task, so each batch's instruction can run once: only a batch on
     a task boundary of a mega-batch (up to 50 batches) mixes two tasks; plain length grouping mixes nearly every batch."""

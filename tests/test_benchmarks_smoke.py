@@ -145,3 +145,27 @@ def test_recipe_experiments_table_recomputes_metrics_from_the_oof_rows(tmp_path)
     assert cells[6] == f"{roc_auc_score(labels, probabilities):.3f}"
     assert cells[7] == f"{f1_score(labels, probabilities >= 0.5):.3f}"
     assert "en " in cells[10] and "ja " in cells[10]
+
+
+def test_phase3_reads_only_its_task_from_a_multitask_arm(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from benchmarks import phase3
+
+    def write(name, tasks):
+        run = tmp_path / name
+        run.mkdir()
+        pd.DataFrame([{"id": f"{task}{i}", "fold": 0, "task": task.upper(), "language": "en", "label": i % 2,
+                       "probability": 0.5} for task in tasks for i in range(4)]).to_parquet(run / "oof_predictions.parquet")
+        (run / "metrics.json").write_text(json.dumps({"train": {"train_rows": 8}, "eval": {"train_prior": 0.6}}))
+
+    write("p3_qc_ref_f0", ["qc"])
+    write("p3_qcqi_multitask_f0", ["qc", "qi"])
+    args = SimpleNamespace(runs_dir=str(tmp_path), task="qc")
+    ref, ref_facts = phase3.load_arm(args, "ref")
+    multi, multi_facts = phase3.load_arm(args, "qcqi_multitask")
+    assert list(multi["id"]) == list(ref["id"]) == [f"qc{i}" for i in range(4)]
+    # Its training prior pools both tasks: not reported (the reference's stands in).
+    assert ref_facts[0]["prior"] == 0.6 and multi_facts[0]["prior"] is None

@@ -93,7 +93,9 @@ def summarise(oof: pd.DataFrame, prior: float, strategy: str, seed: int) -> dict
     predictions = ms.cross_fitted_predictions(oof, strategy, 200, 0.5, seed)
     per_language = {lang: round(f1_score(labels[m], predictions[m]), 3)
                     for lang in sorted(oof["language"].unique()) for m in [oof["language"].to_numpy() == lang]}
-    return {"rows": len(oof), "auc": roc_auc_score(labels, probability), "ce": log_loss(labels, probability),
+    per_fold = {int(k): roc_auc_score(g["label"], g["probability"]) for k, g in oof.groupby("fold")}
+    return {"rows": len(oof), "auc": roc_auc_score(labels, probability), "auc_per_fold": per_fold,
+            "ce": log_loss(labels, probability),
             "prior_ce": log_loss(labels, np.full(len(labels), prior)), "f1_05": f1_score(labels, probability >= 0.5),
             "xfit_f1": f1_score(labels, predictions), "all_pos_f1": f1_score(labels, np.ones_like(labels)),
             "positive_rate_predicted": float(predictions.mean()), "per_language_xfit_f1": per_language,
@@ -191,7 +193,7 @@ def main():
     lines = [f"Task {args.task.upper()}: {', '.join(arms)}; folds pooled; thresholds {args.threshold_strategy}, "
              "cross-fitted over the folds; 95 % paired bootstrap intervals "
              f"({args.bootstrap} resamples of the rows).", "",
-             "| variant | folds | train / val rows | train s | AUC | AUC - ref [95 %] | CE (prior) | F1@0.5 | "
+             "| variant | folds | train / val rows | train s | AUC (per fold) | AUC - ref [95 %] | CE (prior) | F1@0.5 | "
              "x-fit F1 | all-pos F1 | x-fit - all-pos [95 %] | x-fit - ref [95 %] | per-language x-fit F1 |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
@@ -202,7 +204,8 @@ def main():
         ci = lambda key: f" {r[key]}" if key in r else ""  # noqa: E731
         delta = lambda key, value: f"{value:+.3f}{ci(key)}" if key in r else ""  # noqa: E731
         lines.append(
-            f"| {name} | {folds} | {rows} | {train_s} | {r['auc']:.3f} | "
+            f"| {name} | {folds} | {rows} | {train_s} | {r['auc']:.3f} "
+            f"({', '.join(f'{v:.3f}' for v in r['auc_per_fold'].values())}) | "
             f"{delta('auc_minus_ref_ci', r['auc'] - results[reference]['auc'])} | {r['ce']:.3f} ({r['prior_ce']:.3f}) "
             f"| {r['f1_05']:.3f} | {r['xfit_f1']:.3f} | {r['all_pos_f1']:.3f} | "
             f"{r['xfit_f1'] - r['all_pos_f1']:+.3f} {r['xfit_f1_minus_all_pos_ci']} | "

@@ -113,7 +113,7 @@ for name in "$@"; do
           epochs2) extra=(--num_train_epochs 2) ;;  # the same cosine schedule stretched over two passes
           sharedprefix) extra=(--shared_prefix true) ;;  # the reference again, its instruction run once per batch
           multitask) ;;  # with task qcqi: p3_qcqi_multitask_f0
-          seed43) extra=(--seed 43) ;;  # the reference again under another seed: run-to-run variation
+          seed43|seed44) extra=(--seed "${rest#seed}") ;;  # the reference under another seed: run-to-run variation
           *) echo "unknown phase-3 arm $rest" >&2; exit 2 ;;
         esac
         run "$name" --config recipes/gemma3-270m.yaml --dataset_name "$data" --task "$task" --fold "$fold" \

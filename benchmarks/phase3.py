@@ -10,6 +10,8 @@ against the reference arm and against all-positive come with paired bootstrap 95
 
     python benchmarks/phase3.py --task qc --dataset_name outputs/folds_qc_dev --runs_dir outputs/recipe \
         --arms ref,ancestors --output_file outputs/recipe/phase3_qc.md
+    # a multitask arm (runs p3_qcqi_multitask_f*): its rows of --task, against that task's reference
+    python benchmarks/phase3.py --task qi --dataset_name outputs/folds_qi_dev --arms ref,qcqi_multitask
     # the cheap pair features alone, all rows, every fold (what the LLM must beat)
     # with the zero-shot PMI of benchmarks/pmi.py, alone and blended with each arm's score
     python benchmarks/phase3.py --task qc --dataset_name outputs/folds_qc_dev --arms ref --pmi_file outputs/recipe/pmi_qc.parquet
@@ -155,7 +157,8 @@ def main():
         if not priors and reference is None:
             raise SystemExit(f"--arms: put a single-task arm first (its prior stands in for {arm}'s)")
         prior = float(np.mean(priors)) if priors else reference_prior
-        reference_prior = reference_prior if reference else prior
+        if reference is None:
+            reference_prior = prior
         features = ms.oof_feature_scores(oof, feature_scores, args.dataset_name)
         variants = {arm: oof,
                     f"{arm} + stack": oof.assign(probability=ms.cross_fitted_blend(oof, features, args.seed))}

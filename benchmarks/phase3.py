@@ -122,6 +122,39 @@ def paired_bootstrap(labels, a, b, metric, n: int, seed: int) -> list:
     return [round(float(np.percentile(diffs, 2.5)), 4), round(float(np.percentile(diffs, 97.5)), 4)]
 
 
+def language_auc_table(results: dict, reference: str, arms: list, args) -> list:
+    """AUC per language of each arm against the reference on the same rows (a lever such as translation acts on
+    some languages only); intervals from the same paired row bootstrap, within each language."""
+    base = results[reference]["_oof"]
+    languages = sorted(base["language"].unique())
+    if len(languages) < 2:
+        return []
+    lines = ["", "AUC per language, each arm against the reference on the same rows (arm - ref [95 %]):", "",
+             "| language | rows | " + " | ".join([reference] + [a for a in arms if a != reference]) + " |",
+             "|---|---|" + "---|" * len(arms)]
+    for lang in languages:
+        mask = (base["language"] == lang).to_numpy()
+        labels = base["label"].to_numpy()[mask]
+        if labels.min() == labels.max():
+            continue
+        ref_scores = base["probability"].to_numpy()[mask]
+        cells = [f"{roc_auc_score(labels, ref_scores):.3f}"]
+        for arm in arms:
+            frame = results[arm]["_oof"]
+            if arm == reference:
+                continue
+            if not results[arm]["same_rows_as_reference"]:
+                cells.append("other rows")
+                continue
+            scores = frame["probability"].to_numpy()[mask]
+            ci = paired_bootstrap(labels, ref_scores, scores, roc_auc_score, args.bootstrap, args.seed)
+            diff = roc_auc_score(labels, scores) - roc_auc_score(labels, ref_scores)
+            results[arm].setdefault("auc_minus_ref_per_language", {})[lang] = [round(diff, 4), ci]
+            cells.append(f"{roc_auc_score(labels, scores):.3f} ({diff:+.3f} {ci})")
+        lines.append(f"| {lang} | {int(mask.sum())} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def features_baseline(args, split) -> str:
     """The features model alone on every row of every fold: what a model must beat without any LLM."""
     scores, _ = ms.feature_scores(args.task, split, args.seed)
@@ -214,6 +247,7 @@ def main():
             f"{r['xfit_f1'] - r['all_pos_f1']:+.3f} {r['xfit_f1_minus_all_pos_ci']} | "
             f"{delta('xfit_f1_minus_ref_ci', r['xfit_f1'] - results[reference]['xfit_f1'])} | "
             f"{' '.join(f'{k} {v:.2f}' for k, v in r['per_language_xfit_f1'].items())} |")
+    lines += language_auc_table(results, reference, arms, args)
     lines += ["", "Runs (command and code version beside each run's outputs):", ""]
     for arm in arms:
         for f in results[arm]["facts"]:

@@ -113,6 +113,10 @@ for name in "$@"; do
           epochs2) extra=(--num_train_epochs 2) ;;  # the same cosine schedule stretched over two passes
           sharedprefix) extra=(--shared_prefix true) ;;  # the reference again, its instruction run once per batch
           multitask) ;;  # with task qcqi: p3_qcqi_multitask_f0
+          # the winners' translation augmentation: "query - query_en" from run_translate.py with the embedded model
+          # (the same folds with a query_en column: outputs/folds_qc_dev_en, made as docs/recipe_experiments.md says)
+          translate) data=${data}_en; extra=(--use_translation true) ;;
+          translate43) data=${data}_en; extra=(--use_translation true --seed 43) ;;  # against seed43
           seed43|seed44) extra=(--seed "${rest#seed}") ;;  # the reference under another seed: run-to-run variation
           *) echo "unknown phase-3 arm $rest" >&2; exit 2 ;;
         esac

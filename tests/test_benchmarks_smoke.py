@@ -169,3 +169,26 @@ def test_phase3_reads_only_its_task_from_a_multitask_arm(tmp_path):
     assert list(multi["id"]) == list(ref["id"]) == [f"qc{i}" for i in range(4)]
     # Its training prior pools both tasks: not reported (the reference's stands in).
     assert ref_facts[0]["prior"] == 0.6 and multi_facts[0]["prior"] is None
+
+
+def test_phase3_language_table_gives_each_languages_auc_against_the_reference():
+    import pandas as pd
+
+    from benchmarks import phase3
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 80)
+    language = np.array(["en", "ja"] * 40)
+    ref = pd.DataFrame({"id": [str(i) for i in range(80)], "language": language, "label": labels,
+                        "probability": rng.uniform(size=80)})
+    # The arm ranks the ja rows perfectly and the en rows as the reference does.
+    arm = ref.assign(probability=np.where(language == "ja", labels * 0.5 + 0.25, ref["probability"]))
+    results = {"ref": {"_oof": ref}, "translate": {"_oof": arm, "same_rows_as_reference": True}}
+    lines = phase3.language_auc_table(results, "ref", ["ref", "translate"], SimpleNamespace(bootstrap=50, seed=0))
+    rows = {cells[0]: cells for cells in ([c.strip() for c in line.strip("|").split("|")]
+                                          for line in lines if line.startswith("| en") or line.startswith("| ja"))}
+    en = language == "en"
+    assert rows["en"][1] == "40" and rows["en"][2] == f"{roc_auc_score(labels[en], ref['probability'][en]):.3f}"
+    assert rows["en"][3].startswith(f"{roc_auc_score(labels[en], ref['probability'][en]):.3f} (+0.000")
+    assert rows["ja"][3].startswith("1.000 (+")
+    assert results["translate"]["auc_minus_ref_per_language"]["en"][0] == 0

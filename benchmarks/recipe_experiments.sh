@@ -8,6 +8,9 @@
 # Needs: the embedded model (python tools/prepare_model.py) and the folds
 #   python make_folds.py --train_file ../shared/data/qc_dev.jsonl --output_dir outputs/folds_qc_dev
 #   python make_folds.py --train_file ../shared/data/qi_dev.jsonl --output_dir outputs/folds_qi_dev
+# and, for the translate arms, the QC folds with query_en from the embedded model (about 52 min at one thread):
+#   python run_translate.py --model_name_or_path .cache/models/gemma-3-270m --dataset_name outputs/folds_qc_dev \
+#       --output_dir outputs/folds_qc_dev_en --prefix_cache --cache_file outputs/translate/qc_dev_cache.sqlite
 # Sized for a shared 2-core CPU: 480 training rows, 60 steps of 8, 300 validation rows, one thread.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -114,7 +117,7 @@ for name in "$@"; do
           sharedprefix) extra=(--shared_prefix true) ;;  # the reference again, its instruction run once per batch
           multitask) ;;  # with task qcqi: p3_qcqi_multitask_f0
           # the winners' translation augmentation: "query - query_en" from run_translate.py with the embedded model
-          # (the same folds with a query_en column: outputs/folds_qc_dev_en, made as docs/recipe_experiments.md says)
+          # (the same folds with a query_en column: outputs/folds_qc_dev_en, made as the header says)
           translate) data=${data}_en; extra=(--use_translation true) ;;
           translate43) data=${data}_en; extra=(--use_translation true --seed 43) ;;  # against seed43
           seed43|seed44) extra=(--seed "${rest#seed}") ;;  # the reference under another seed: run-to-run variation

@@ -129,9 +129,9 @@ def language_auc_table(results: dict, reference: str, arms: list, args) -> list:
     languages = sorted(base["language"].unique())
     if len(languages) < 2:
         return []
+    others = [a for a in arms if a != reference]
     lines = ["", "AUC per language, each arm against the reference on the same rows (arm - ref [95 %]):", "",
-             "| language | rows | " + " | ".join([reference] + [a for a in arms if a != reference]) + " |",
-             "|---|---|" + "---|" * len(arms)]
+             "| language | rows | " + " | ".join([reference] + others) + " |", "|---|---|" + "---|" * (1 + len(others))]
     for lang in languages:
         mask = (base["language"] == lang).to_numpy()
         labels = base["label"].to_numpy()[mask]
@@ -139,14 +139,11 @@ def language_auc_table(results: dict, reference: str, arms: list, args) -> list:
             continue
         ref_scores = base["probability"].to_numpy()[mask]
         cells = [f"{roc_auc_score(labels, ref_scores):.3f}"]
-        for arm in arms:
-            frame = results[arm]["_oof"]
-            if arm == reference:
-                continue
+        for arm in others:
             if not results[arm]["same_rows_as_reference"]:
                 cells.append("other rows")
                 continue
-            scores = frame["probability"].to_numpy()[mask]
+            scores = results[arm]["_oof"]["probability"].to_numpy()[mask]
             ci = paired_bootstrap(labels, ref_scores, scores, roc_auc_score, args.bootstrap, args.seed)
             diff = roc_auc_score(labels, scores) - roc_auc_score(labels, ref_scores)
             results[arm].setdefault("auc_minus_ref_per_language", {})[lang] = [round(diff, 4), ci]

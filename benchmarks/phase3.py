@@ -138,16 +138,17 @@ def language_auc_table(results: dict, reference: str, arms: list, args) -> list:
         if labels.min() == labels.max():
             continue
         ref_scores = base["probability"].to_numpy()[mask]
-        cells = [f"{roc_auc_score(labels, ref_scores):.3f}"]
+        ref_auc = roc_auc_score(labels, ref_scores)
+        cells = [f"{ref_auc:.3f}"]
         for arm in others:
             if not results[arm]["same_rows_as_reference"]:
                 cells.append("other rows")
                 continue
             scores = results[arm]["_oof"]["probability"].to_numpy()[mask]
             ci = paired_bootstrap(labels, ref_scores, scores, roc_auc_score, args.bootstrap, args.seed)
-            diff = roc_auc_score(labels, scores) - roc_auc_score(labels, ref_scores)
-            results[arm].setdefault("auc_minus_ref_per_language", {})[lang] = [round(diff, 4), ci]
-            cells.append(f"{roc_auc_score(labels, scores):.3f} ({diff:+.3f} {ci})")
+            arm_auc = roc_auc_score(labels, scores)
+            results[arm].setdefault("auc_minus_ref_per_language", {})[lang] = [round(arm_auc - ref_auc, 4), ci]
+            cells.append(f"{arm_auc:.3f} ({arm_auc - ref_auc:+.3f} {ci})")
         lines.append(f"| {lang} | {int(mask.sum())} | " + " | ".join(cells) + " |")
     return lines
 

@@ -8,7 +8,8 @@ the commands below and runs them in order, printing one progress line per step w
 
     make_folds.py      once per task          -> OUT/data/folds_{task}
     run_translate.py   once per task          -> OUT/data/folds_{task}_en        (when the pipeline translates)
-    run_relevance.py   per stage, task, fold  -> OUT/{stage}/{task}/fold{k}      (under `accelerate launch`)
+    run_relevance.py   per stage, task, fold  -> OUT/{stage}/{task}/fold{k}      (under `accelerate launch`;
+                                                 a `multitask: true` stage: one run per fold, OUT/{stage}/qc-qi/fold{k})
     make_submission.py once                   -> OUT/submission/submit.zip
 
 It resumes: a training run whose adapter is already complete in its output folder, or already on the Hub, is
@@ -48,7 +49,7 @@ OOF_FILE = "oof_predictions.parquet"
 TIMINGS_FILE = "run_recipe_timings.json"
 PIPELINE_KEYS = {"name", "description", "output_dir", "accelerate_config", "hub_namespace", "data", "folds",
                  "translate", "stages", "submission", "inference_launcher"}
-STAGE_KEYS = {"name", "config", "tasks", "folds", "init_from", "init_task", "args"}
+STAGE_KEYS = {"name", "config", "tasks", "folds", "multitask", "init_from", "init_task", "args"}
 
 
 @dataclass
@@ -148,6 +149,10 @@ def load_pipeline(path: str) -> dict:
             _fail(path, f"{where}.init_from: {stage['init_from']!r} is not an earlier stage ({names})")
         if stage.get("init_task", "other") not in ("other", "same"):
             _fail(path, f"{where}.init_task: 'other' (TAPT on the other task) or 'same'")
+        if stage.get("multitask", False) not in (True, False):
+            _fail(path, f"{where}.multitask: true (one model for all the stage's tasks) or false")
+        if stage.get("multitask") and len(set(stage["tasks"])) < 2:
+            _fail(path, f"{where}.multitask: needs two tasks (tasks: [qc, qi]), got {stage['tasks']}")
         names.append(stage["name"])
     submission = pipe.get("submission")
     if submission is not None and submission.get("stage") not in names:
@@ -312,36 +317,27 @@ def main(argv=None) -> list:
         dataset_template = os.path.join(out, "data", f"folds_{{task}}{suffix}")
 
     # 3. Training stages: every task and fold, TAPT from an earlier stage's adapter -----------------------------
+    # A multitask stage trains one model per fold on all its tasks (run_relevance.py --task qc,qi), in OUT/{stage}/qc-qi.
     adapters = {}  # (stage, task, fold) -> local folder or Hub id
     for stage in pipe["stages"]:
         folds = cv_folds if stage["folds"] == "all" else stage["folds"]
-        for task in stage["tasks"]:
+        for tasks in run_groups(stage):
+            task, run_name = ",".join(tasks), "-".join(tasks)
             for fold in folds:
-                run_dir = os.path.join(out, stage["name"], task, fold_name(fold))
-                repo_id = f"{namespace}/{name}-{stage['name']}-{task}-{fold_name(fold)}" if namespace else None
-                adapters[(stage["name"], task, fold)] = repo_id or run_dir
+                run_dir = os.path.join(out, stage["name"], run_name, fold_name(fold))
+                repo_id = f"{namespace}/{name}-{stage['name']}-{run_name}-{fold_name(fold)}" if namespace else None
+                adapters.update({(stage["name"], t, fold): repo_id or run_dir for t in tasks})
                 if only_stages and stage["name"] not in only_stages:
                     continue
                 cmd = [*launch, resolve("run_relevance.py"), "--config", resolve(stage["config"]),
-                       "--task", task, "--fold", str(fold), "--dataset_name", dataset_for[task],
+                       "--task", task, "--fold", str(fold), "--dataset_name", ",".join(dataset_for[t] for t in tasks),
                        "--output_dir", run_dir, *train_backend_args, *to_cli(stage.get("args")), *extra_train_args]
                 if repo_id:
                     cmd += ["--push_to_hub", "true", "--hub_model_id", repo_id]
                 if os.path.isdir(run_dir) and any(n.startswith("checkpoint-") for n in os.listdir(run_dir)):
                     cmd += ["--resume_from_checkpoint", "last"]  # an interrupted run goes on from its checkpoint
                 if stage.get("init_from"):
-                    init_task = task if stage.get("init_task", "other") == "same" else _other(task)
-                    source = next(
-                        (adapters[key] for key in ((stage["init_from"], init_task, fold),
-                                                   (stage["init_from"], init_task, -1)) if key in adapters),
-                        None,
-                    )
-                    if source is None:
-                        raise ValueError(
-                            f"{args.pipeline}: stage {stage['name']} ({task}, fold {fold}) starts from stage "
-                            f"{stage['init_from']}, which has no {init_task} run for fold {fold} nor for all rows (-1)"
-                        )
-                    cmd += ["--init_adapter", source]
+                    cmd += ["--init_adapter", init_adapter(args.pipeline, stage, tasks, fold, adapters)]
                 step = Step(f"{stage['name']} {task} {fold_name(fold)}", cmd, env=dict(train_env))
                 if not args.overwrite:
                     if repo_id and run_is_on_hub(api, repo_id, fold):
@@ -360,11 +356,13 @@ def main(argv=None) -> list:
         folds = [k for k in (cv_folds if stage["folds"] == "all" else stage["folds"]) if k >= 0]
         if not folds:
             raise ValueError(f"{args.pipeline}: submission.stage {stage['name']} has no CV fold (only -1)")
-        # make_submission.py replaces {task} in every path, so one call scores both tasks and writes submit.zip.
+        # make_submission.py replaces {task} in every path, so one call scores both tasks and writes submit.zip;
+        # a multitask stage's adapters serve both tasks.
+        run_name = "-".join(stage["tasks"]) if stage.get("multitask") else "{task}"
         if namespace:
-            fold_adapters = [f"{namespace}/{name}-{stage['name']}-{{task}}-{fold_name(k)}" for k in folds]
+            fold_adapters = [f"{namespace}/{name}-{stage['name']}-{run_name}-{fold_name(k)}" for k in folds]
         else:
-            fold_adapters = [os.path.join(out, stage["name"], "{task}", fold_name(k)) for k in folds]
+            fold_adapters = [os.path.join(out, stage["name"], run_name, fold_name(k)) for k in folds]
         cmd = [*inference_launcher, resolve("make_submission.py"), "--task", ",".join(stage["tasks"]),
                "--dataset_name", dataset_template, "--adapters", ",".join(fold_adapters),
                "--output_dir", os.path.join(out, "submission"), *to_cli(submission.get("args"))]
@@ -376,6 +374,33 @@ def main(argv=None) -> list:
 
 def _other(task: str) -> str:
     return "qi" if task == "qc" else "qc"
+
+
+def run_groups(stage: dict) -> list:
+    """The task tuple of each run of a stage: [("qc",), ("qi",)], or [("qc", "qi")] for a multitask stage."""
+    return [tuple(stage["tasks"])] if stage.get("multitask") else [(task,) for task in stage["tasks"]]
+
+
+def init_adapter(pipeline: str, stage: dict, tasks: tuple, fold: int, adapters: dict) -> str:
+    """TAPT: the earlier stage's adapter for this fold (else its all-rows run) of the other task, or of the same
+    task with init_task: same. A multitask run needs one adapter for all its tasks: a multitask stage's."""
+    wanted = set()
+    for task in tasks:
+        init_task = task if stage.get("init_task", "other") == "same" else _other(task)
+        keys = ((stage["init_from"], init_task, fold), (stage["init_from"], init_task, -1))
+        source = next((adapters[key] for key in keys if key in adapters), None)
+        if source is None:
+            raise ValueError(
+                f"{pipeline}: stage {stage['name']} ({task}, fold {fold}) starts from stage {stage['init_from']}, "
+                f"which has no {init_task} run for fold {fold} nor for all rows (-1)"
+            )
+        wanted.add(source)
+    if len(wanted) > 1:
+        raise ValueError(
+            f"{pipeline}: multitask stage {stage['name']} (fold {fold}) would start from {len(wanted)} adapters of "
+            f"stage {stage['init_from']}: make that stage multitask too, or leave out init_from"
+        )
+    return wanted.pop()
 
 
 def run_steps(steps, out, args, api) -> list:

@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -213,6 +214,52 @@ def test_pipeline_errors_name_the_file_and_field(tmp_path):
         run_recipe.main(["--pipeline", str(path), "--dry_run"])
 
 
+BOTH_TASKS = {"qc": {"train_file": "data/sample/train_QC.jsonl", "test_file": "data/sample/test_QC.jsonl"},
+              "qi": {"train_file": "data/sample/train_QI.jsonl", "test_file": "data/sample/test_QI.jsonl"}}
+
+
+def test_multitask_stage_plans_one_run_per_fold_and_one_adapter_set_for_both_tasks(tmp_path):
+    config = str(tmp_path / "tiny.yaml")
+    stages = [{"name": "tapt", "config": config, "tasks": ["qc", "qi"], "folds": [-1], "multitask": True},
+              {"name": "cv", "config": config, "tasks": ["qc", "qi"], "folds": "all", "multitask": True,
+               "init_from": "tapt"},
+              {"name": "single", "config": config, "tasks": ["qi"], "folds": [0], "init_from": "cv"}]
+    path = _write_pipeline(tmp_path, {"model_name_or_path": "unused"}, stages, data=BOTH_TASKS,
+                           submission={"stage": "cv"})
+    plan = run_recipe.main(["--pipeline", str(path), "--dry_run"])
+    out = tmp_path / "out"
+    commands = {step["step"]: step["command"] for step in plan}
+    assert [s for s in commands if " fold" in s] == ["tapt qc,qi foldall", "cv qc,qi fold0", "cv qc,qi fold1",
+                                                    "single qi fold0"]
+
+    def flag(step, name):
+        return commands[step][commands[step].index(name) + 1]
+
+    cv0 = "cv qc,qi fold0"
+    assert flag(cv0, "--task") == "qc,qi"
+    assert flag(cv0, "--dataset_name") == f"{out}/data/folds_qc,{out}/data/folds_qi"
+    assert flag(cv0, "--output_dir") == str(out / "cv" / "qc-qi" / "fold0")
+    assert flag(cv0, "--init_adapter") == str(out / "tapt" / "qc-qi" / "foldall")
+    # a one-task stage starts from the multitask adapter of its fold
+    assert flag("single qi fold0", "--init_adapter") == str(out / "cv" / "qc-qi" / "fold0")
+    assert flag("submission", "--task") == "qc,qi"
+    assert flag("submission", "--adapters").split(",") == [str(out / "cv" / "qc-qi" / f"fold{k}") for k in (0, 1)]
+
+
+def test_multitask_stage_errors(tmp_path):
+    config = str(tmp_path / "tiny.yaml")
+    stages = [{"name": "cv", "config": config, "tasks": ["qc"], "folds": "all", "multitask": True}]
+    path = _write_pipeline(tmp_path, {"model_name_or_path": "unused"}, stages, data=BOTH_TASKS)
+    with pytest.raises(ValueError, match=r"stages\[0\].multitask: needs two tasks"):
+        run_recipe.main(["--pipeline", str(path), "--dry_run"])
+    stages = [{"name": "tapt", "config": config, "tasks": ["qi", "qc"], "folds": [-1]},
+              {"name": "cv", "config": config, "tasks": ["qc", "qi"], "folds": "all", "multitask": True,
+               "init_from": "tapt"}]
+    path = _write_pipeline(tmp_path, {"model_name_or_path": "unused"}, stages, data=BOTH_TASKS)
+    with pytest.raises(ValueError, match="multitask stage cv .* would start from 2 adapters of stage tapt: make"):
+        run_recipe.main(["--pipeline", str(path), "--dry_run"])
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # A tiny real run
 # ----------------------------------------------------------------------------------------------------------------
@@ -240,3 +287,28 @@ def test_tiny_real_run_then_resume(tmp_path):
     timings = run_recipe.main(args)
     assert set(_status(timings).values()) == {"skipped"}
     assert (run_dir / "adapter_model.safetensors").stat().st_mtime_ns == adapter_mtime
+
+
+def test_tiny_multitask_pipeline_trains_one_model_and_submits_both_tasks(tmp_path):
+    """One multitask fold through the driver, then make_submission.py scoring both tasks with that one adapter."""
+    model = make_tiny_decoder(tmp_path / "model", arch="gemma3")
+    config = {
+        "model_name_or_path": model, "template": "instruct", "max_length": 48, "lora_r": 4, "lora_alpha": 8,
+        "max_steps": 2, "per_device_train_batch_size": 4, "per_device_eval_batch_size": 64,
+        "eval_strategy": "no", "save_strategy": "no", "load_best_model_at_end": False,
+    }
+    stages = [{"name": "cv", "config": str(tmp_path / "tiny.yaml"), "tasks": ["qc", "qi"], "folds": "all",
+               "multitask": True}]
+    path = _write_pipeline(tmp_path, config, stages, data=BOTH_TASKS,
+                           submission={"stage": "cv", "args": {"threshold_strategy": "fixed"}})
+    timings = run_recipe.main(["--pipeline", str(path), "--folds", "0"])
+    assert _status(timings) == {"folds qc": "done", "folds qi": "done", "cv qc,qi fold0": "done",
+                                "submission": "done"}
+    run_dir = tmp_path / "out" / "cv" / "qc-qi" / "fold0"
+    assert json.loads((run_dir / "relevance_config.json").read_text())["tasks"] == ["qc", "qi"]
+    submission = tmp_path / "out" / "submission"
+    for task, name in (("qc", "submit_QC.txt"), ("qi", "submit_QI.txt")):
+        test_ids = [json.loads(line)["id"] for line in open(REPO / "data" / "sample" / f"test_{task.upper()}.jsonl")]
+        assert [json.loads(line)["id"] for line in open(submission / name)] == test_ids
+        predictions = pd.read_parquet(submission / f"predictions_{task}.parquet")
+        assert len([c for c in predictions.columns if c.startswith("probability_")]) == 1  # the one adapter

@@ -775,6 +775,19 @@ def length_batches(lengths, max_tokens_per_batch: int, max_batch_size: int) -> l
     return batches
 
 
+def pad_batch(input_ids: list, batch: list, pad_token_id: int, multiple: int = 1):
+    """The rows `batch` of `input_ids`, right-padded to the longest (rounded up to `multiple`): (ids, mask)."""
+    longest = max(len(input_ids[i]) for i in batch)
+    longest = -(-longest // multiple) * multiple
+    ids = torch.full((len(batch), longest), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), longest), dtype=torch.long)
+    for row, index in enumerate(batch):
+        sequence = input_ids[index]
+        ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+        mask[row, : len(sequence)] = 1
+    return ids, mask
+
+
 @torch.inference_mode()
 def score_sequences(model, input_ids: list, batches: list, pad_token_id: int, device, desc: str = "scoring",
                     show_progress: bool = True) -> dict:
@@ -786,14 +799,7 @@ def score_sequences(model, input_ids: list, batches: list, pad_token_id: int, de
     multiple = 8 if torch.device(device).type == "cuda" else 1
     with tqdm(total=total, desc=desc, unit="rows", disable=not show_progress, dynamic_ncols=True) as bar:
         for batch in batches:
-            longest = max(len(input_ids[i]) for i in batch)
-            longest = -(-longest // multiple) * multiple
-            ids = torch.full((len(batch), longest), pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), longest), dtype=torch.long)
-            for row, index in enumerate(batch):
-                sequence = input_ids[index]
-                ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
-                mask[row, : len(sequence)] = 1
+            ids, mask = pad_batch(input_ids, batch, pad_token_id, multiple)
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             for index, probability in zip(batch, mr.probabilities_from_logits(logits.float().cpu()).tolist()):
                 probabilities[index] = probability

@@ -109,21 +109,24 @@ def naive_scores(base_model, adapters, tokenizer, rows, args) -> np.ndarray:
     model = None
     out = np.empty((len(rows["query"]), len(adapters)))
     shared_prefix, base_model.shared_prefix = base_model.shared_prefix, False  # every token of every row, as theirs
-    for column, adapter in enumerate(adapters):
-        name = f"adapter_{column}"
-        if model is None:
-            model = PeftModel.from_pretrained(base_model, adapter, adapter_name=name)
-        else:
-            model.load_adapter(adapter, adapter_name=name)
-        model.set_adapter(name)
-        model.eval()
-        for start in range(0, len(encoded["input_ids"]), args.naive_batch_size):
-            features = [{"input_ids": ids} for ids in encoded["input_ids"][start : start + args.naive_batch_size]]
-            batch = tokenizer.pad(features, padding="longest", return_tensors="pt")
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            out[start : start + len(features), column] = mr.probabilities_from_logits(logits.float())
-    model.unload()
-    base_model.shared_prefix = shared_prefix
+    try:
+        for column, adapter in enumerate(adapters):
+            name = f"adapter_{column}"
+            if model is None:
+                model = PeftModel.from_pretrained(base_model, adapter, adapter_name=name)
+            else:
+                model.load_adapter(adapter, adapter_name=name)
+            model.set_adapter(name)
+            model.eval()
+            for start in range(0, len(encoded["input_ids"]), args.naive_batch_size):
+                features = [{"input_ids": ids} for ids in encoded["input_ids"][start : start + args.naive_batch_size]]
+                batch = tokenizer.pad(features, padding="longest", return_tensors="pt")
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                out[start : start + len(features), column] = mr.probabilities_from_logits(logits.float())
+    finally:
+        if model is not None:
+            model.unload()
+        base_model.shared_prefix = shared_prefix
     return out
 
 

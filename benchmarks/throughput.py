@@ -265,15 +265,11 @@ def worker_infer_no_shared_prefix(args, plan) -> dict:
 def _computed_tokens(model, input_ids: list, batches: list) -> int:
     """Tokens the model runs, padding included, with a batch's shared instruction run once (the model's own
     `shared_prefix_split` decides, on the batch as make_submission.py pads it)."""
-    import torch
+    import make_submission as ms
 
     total = 0
     for batch in batches:
-        rows = [input_ids[i] for i in batch]
-        ids = torch.zeros((len(rows), max(map(len, rows))), dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, sequence in enumerate(rows):
-            ids[row, : len(sequence)], mask[row, : len(sequence)] = torch.tensor(sequence), 1
+        ids, mask = ms.pad_batch(input_ids, batch, pad_token_id=0)
         shared = model.shared_prefix_split(ids, mask)
         total += ids.numel() if shared is None else shared[0].numel() + shared[1].numel()
     return total

@@ -265,13 +265,18 @@ def test_multitask_stage_errors(tmp_path):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def test_tiny_real_run_then_resume(tmp_path):
-    model = make_tiny_decoder(tmp_path / "model", arch="gemma3")
-    config = {
-        "model_name_or_path": model, "template": "bare", "max_length": 32, "lora_r": 4, "lora_alpha": 8,
-        "max_steps": 2, "per_device_train_batch_size": 4, "per_device_eval_batch_size": 64,
-        "eval_strategy": "no", "save_strategy": "no", "load_best_model_at_end": False,
+def _tiny_config(tmp_path, **overrides):
+    """A two-step recipe on a tiny random Gemma-3."""
+    return {
+        "model_name_or_path": make_tiny_decoder(tmp_path / "model", arch="gemma3"), "template": "bare",
+        "max_length": 32, "lora_r": 4, "lora_alpha": 8, "max_steps": 2, "per_device_train_batch_size": 4,
+        "per_device_eval_batch_size": 64, "eval_strategy": "no", "save_strategy": "no",
+        "load_best_model_at_end": False, **overrides,
     }
+
+
+def test_tiny_real_run_then_resume(tmp_path):
+    config = _tiny_config(tmp_path)
     stages = [{"name": "cv", "config": str(tmp_path / "tiny.yaml"), "tasks": ["qc"], "folds": "all"}]
     path = _write_pipeline(tmp_path, config, stages)
     args = ["--pipeline", str(path), "--folds", "0", "--skip_submission"]
@@ -291,12 +296,7 @@ def test_tiny_real_run_then_resume(tmp_path):
 
 def test_tiny_multitask_pipeline_trains_one_model_and_submits_both_tasks(tmp_path):
     """One multitask fold through the driver, then make_submission.py scoring both tasks with that one adapter."""
-    model = make_tiny_decoder(tmp_path / "model", arch="gemma3")
-    config = {
-        "model_name_or_path": model, "template": "instruct", "max_length": 48, "lora_r": 4, "lora_alpha": 8,
-        "max_steps": 2, "per_device_train_batch_size": 4, "per_device_eval_batch_size": 64,
-        "eval_strategy": "no", "save_strategy": "no", "load_best_model_at_end": False,
-    }
+    config = _tiny_config(tmp_path, template="instruct", max_length=48)  # instruct: names the task
     stages = [{"name": "cv", "config": str(tmp_path / "tiny.yaml"), "tasks": ["qc", "qi"], "folds": "all",
                "multitask": True}]
     path = _write_pipeline(tmp_path, config, stages, data=BOTH_TASKS,

@@ -317,7 +317,7 @@ def main(argv=None) -> list:
         dataset_template = os.path.join(out, "data", f"folds_{{task}}{suffix}")
 
     # 3. Training stages: every task and fold, TAPT from an earlier stage's adapter -----------------------------
-    # A multitask stage trains one model per fold on all its tasks (run_relevance.py --task qc,qi), in OUT/{stage}/qc-qi.
+    # A multitask stage trains one model per fold on all its tasks (--task qc,qi), in OUT/{stage}/qc-qi.
     adapters = {}  # (stage, task, fold) -> local folder or Hub id
     for stage in pipe["stages"]:
         folds = cv_folds if stage["folds"] == "all" else stage["folds"]

@@ -122,6 +122,7 @@ for name in "$@"; do
           translate43) data=${data}_en; extra=(--use_translation true --seed 43) ;;  # against seed43
           seed43|seed44) extra=(--seed "${rest#seed}") ;;  # the reference under another seed: run-to-run variation
           rank64) extra=(--lora_r 64 --lora_alpha 128) ;;  # 4x the recipe's LoRA rank, the same alpha / r
+          lr*) extra=(--learning_rate "${rest#lr}") ;;  # another LoRA learning rate (recipe 2e-4), e.g. p3_qc_lr1e-4_f0
           rows16k) rows=(--max_train_samples 16000 --max_eval_samples 2000) ;;  # QI: twice the reference's rows (a superset), same validation rows
           *) echo "unknown phase-3 arm $rest" >&2; exit 2 ;;
         esac

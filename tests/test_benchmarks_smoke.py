@@ -7,6 +7,7 @@ import os
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
@@ -192,3 +193,33 @@ def test_phase3_language_table_gives_each_languages_auc_against_the_reference():
     assert rows["en"][3].startswith(f"{roc_auc_score(labels[en], ref['probability'][en]):.3f} (+0.000")
     assert rows["ja"][3].startswith("1.000 (+")
     assert results["translate"]["auc_minus_ref_per_language"]["en"][0] == 0
+
+
+def test_f1_ceiling_matches_sampled_binormal_scores_and_solves_for_the_margin(tmp_path):
+    from benchmarks import f1_ceiling as fc
+
+    p = 0.7
+    # AUC 0.5: no threshold beats predicting every row relevant.
+    assert fc.binormal_best_f1(0.5, p) == pytest.approx(fc.all_positive_f1(p), abs=1e-6)
+    # The closed form against the best threshold on many sampled binormal scores with the same AUC and rate.
+    rng = np.random.default_rng(0)
+    labels = (rng.random(200_000) < p).astype(int)
+    d = np.sqrt(2) * fc.norm.ppf(0.8)
+    scores = rng.normal(size=labels.size) + d * labels
+    assert roc_auc_score(labels, scores) == pytest.approx(0.8, abs=0.005)
+    assert fc.oracle_f1(labels, scores) == pytest.approx(fc.binormal_best_f1(0.8, p), abs=0.003)
+    needed = fc.auc_needed(p, 0.02)
+    assert 0.7 < needed < 0.8
+    assert fc.binormal_best_f1(needed, p) == pytest.approx(fc.all_positive_f1(p) + 0.02, abs=1e-4)
+    assert fc.auc_needed(p, 0.2) is None  # beyond what even AUC 0.9999 reaches at this rate
+
+    run = tmp_path / "p3_qc_ref_f0"
+    run.mkdir()
+    pd.DataFrame({"label": labels[:2000], "probability": scores[:2000]}).to_parquet(run / "oof_predictions.parquet")
+    record = fc.main(fc.CeilingArguments(prevalence="0.7", runs=str(tmp_path / "p3_*"),
+                                         output_file=str(tmp_path / "c.md")))
+    (measured,) = record["runs"]
+    assert measured["rows"] == 2000 and measured["auc"] == pytest.approx(0.8, abs=0.03)
+    assert (tmp_path / "c.md").read_text().count("| p3_qc_ref_f0 | 2000 |") == 1
+    with pytest.raises(SystemExit, match="--aucs"):
+        fc.CeilingArguments(aucs="0.4")

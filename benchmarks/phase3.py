@@ -12,6 +12,8 @@ against the reference arm and against all-positive come with paired bootstrap 95
         --arms ref,ancestors --output_file outputs/recipe/phase3_qc.md
     # a multitask arm (runs p3_qcqi_multitask_f*): its rows of --task, against that task's reference
     python benchmarks/phase3.py --task qi --dataset_name outputs/folds_qi_dev --arms ref,qcqi_multitask
+    # two runs of each fold averaged (here two seeds): `a+b` is the mean of the arms' probabilities, row by row
+    python benchmarks/phase3.py --task qc --dataset_name outputs/folds_qc_dev --arms ref,seed43,ref+seed43
     # the cheap pair features alone, all rows, every fold (what the LLM must beat)
     # with the zero-shot PMI of benchmarks/pmi.py, alone and blended with each arm's score
     python benchmarks/phase3.py --task qc --dataset_name outputs/folds_qc_dev --arms ref --pmi_file outputs/recipe/pmi_qc.parquet
@@ -43,7 +45,8 @@ class Phase3Arguments:
     task: str = field(metadata={"help": "qc or qi."})
     dataset_name: str = field(metadata={"help": "The folded dataset the runs were trained on (for the row texts)."})
     runs_dir: str = field(default="outputs/recipe", metadata={"help": "Folder of the p3_* run folders."})
-    arms: str = field(default="ref", metadata={"help": "Comma-separated arms; the first is the reference."})
+    arms: str = field(default="ref", metadata={"help": "Comma-separated arms; the first is the reference. "
+                                                                "a+b: the mean of arms a's and b's probabilities."})
     threshold_strategy: str = field(default="global", metadata={"help": "Cross-fitted thresholds: global or "
                                                                         "per_language (make_submission.py)."})
     bootstrap: int = field(default=2000, metadata={"help": "Paired bootstrap resamples."})
@@ -65,7 +68,22 @@ def load_arm(args, arm: str) -> tuple:
     """Pooled OOF rows of an arm's runs, and per-run facts (fold, rows, wall time, command, code version).
 
     An arm named with its own task prefix (`qcqi_multitask`: runs `p3_qcqi_multitask_f*`) is a multitask run: only
-    its rows of --task are read, and its pooled training prior is not reported (the reference's stands in)."""
+    its rows of --task are read, and its pooled training prior is not reported (the reference's stands in).
+    `a+b` is the mean of arms a's and b's probabilities on the same rows: an ensemble of runs within each fold."""
+    if "+" in arm:
+        members = [load_arm(args, a) for a in arm.split("+")]
+        oof = members[0][0].copy()
+        for other, _ in members[1:]:
+            if list(other["id"]) != list(oof["id"]) or list(other["label"]) != list(oof["label"]):
+                raise SystemExit(f"--arms {arm}: its arms scored different rows; an ensemble needs the same rows")
+        oof["probability"] = np.mean([m[0]["probability"].to_numpy() for m in members], axis=0)
+        facts = []
+        for per_fold in zip(*(m[1] for m in members)):  # one fact per fold: the members' runs of that fold
+            priors = [f["prior"] for f in per_fold if f["prior"] is not None]
+            facts.append({**per_fold[0], "run": "+".join(f["run"] for f in per_fold), "members": list(per_fold),
+                          "prior": float(np.mean(priors)) if priors else None,
+                          "train_s": sum(float(f["train_s"] or 0) for f in per_fold)})
+        return oof, facts
     runs = sorted(glob.glob(os.path.join(args.runs_dir, f"p3_{args.task}_{arm}_f[0-9]")))
     multitask = not runs
     if multitask:
@@ -247,8 +265,12 @@ def main():
             f"{' '.join(f'{k} {v:.2f}' for k, v in r['per_language_xfit_f1'].items())} |")
     lines += language_auc_table(results, reference, arms, args)
     lines += ["", "Runs (command and code version beside each run's outputs):", ""]
+    listed = set()
     for arm in arms:
-        for f in results[arm]["facts"]:
+        for f in [run for fact in results[arm]["facts"] for run in fact.get("members", [fact])]:
+            if f["run"] in listed:
+                continue
+            listed.add(f["run"])
             lines.append(f"- `{f['run']}` (code {f['code_version'].splitlines()[0] if f['code_version'] else '?'}"
                          f"{', edited' if len(f['code_version'].splitlines()) > 1 else ''}, wall {f['wall_s']} s): "
                          f"`{f['command']}`")

@@ -172,6 +172,34 @@ def test_phase3_reads_only_its_task_from_a_multitask_arm(tmp_path):
     assert ref_facts[0]["prior"] == 0.6 and multi_facts[0]["prior"] is None
 
 
+def test_phase3_ensemble_arm_averages_its_arms_probabilities_fold_by_fold(tmp_path):
+    import json
+
+    from benchmarks import phase3
+
+    def write(name, fold, probabilities, train_s):
+        run = tmp_path / name
+        run.mkdir()
+        pd.DataFrame({"id": [f"{fold}-{i}" for i in range(4)], "fold": fold, "task": "QC", "language": "en",
+                      "label": [0, 1, 0, 1], "probability": probabilities}).to_parquet(run / "oof_predictions.parquet")
+        (run / "metrics.json").write_text(json.dumps({"train": {"train_rows": 8, "train_runtime": train_s},
+                                                      "eval": {"train_prior": 0.5}}))
+
+    for fold in (0, 1):
+        write(f"p3_qc_ref_f{fold}", fold, [0.2, 0.6, 0.4, 0.8], 10)
+        write(f"p3_qc_seed43_f{fold}", fold, [0.4, 0.2, 0.6, 0.8], 20)
+    args = SimpleNamespace(runs_dir=str(tmp_path), task="qc")
+    both, facts = phase3.load_arm(args, "ref+seed43")
+    ref, _ = phase3.load_arm(args, "ref")
+    assert list(both["id"]) == list(ref["id"])
+    np.testing.assert_allclose(both["probability"], np.tile([0.3, 0.4, 0.5, 0.8], 2))
+    assert [f["run"] for f in facts] == ["p3_qc_ref_f0+p3_qc_seed43_f0", "p3_qc_ref_f1+p3_qc_seed43_f1"]
+    assert [f["train_s"] for f in facts] == [30, 30] and [len(f["members"]) for f in facts] == [2, 2]
+    write("p3_qc_other_f0", 0, [0.1, 0.2, 0.3, 0.4], 5)  # fold 0 only: other rows than ref's two folds
+    with pytest.raises(SystemExit, match="different rows"):
+        phase3.load_arm(args, "ref+other")
+
+
 def test_phase3_language_table_gives_each_languages_auc_against_the_reference():
     import pandas as pd
 

@@ -123,6 +123,10 @@ for name in "$@"; do
           seed43|seed44) extra=(--seed "${rest#seed}") ;;  # the reference under another seed: run-to-run variation
           rank64) extra=(--lora_r 64 --lora_alpha 128) ;;  # 4x the recipe's LoRA rank, the same alpha / r
           lr*) extra=(--learning_rate "${rest#lr}") ;;  # another LoRA learning rate (recipe 2e-4), e.g. p3_qc_lr1e-4_f0
+          l12) extra=(--num_hidden_layers 12) ;;  # the first 12 of the 18 layers instead of the recipe's 9
+          # TAPT QI -> QC (the winners' init): QI fold 0's reference adapter (LoRA + score head) as the start of
+          # every QC fold; the tasks' folds are separate datasets, so no QC row leaks. Run p3_qi_ref_f0 first.
+          tapt) extra=(--init_adapter "$RUNS/p3_qi_ref_f0") ;;
           rows16k) rows=(--max_train_samples 16000 --max_eval_samples 2000) ;;  # QI: twice the reference's rows (a superset), same validation rows
           *) echo "unknown phase-3 arm $rest" >&2; exit 2 ;;
         esac

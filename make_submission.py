@@ -55,7 +55,8 @@ ZIP_FILE = "submit.zip"
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
 OOF_FILE = "oof_predictions.parquet"
 OOF_COLUMNS = ("id", "fold", "task", "language", "label", "probability")
-THRESHOLD_STRATEGIES = ("fixed", "global", "per_language")
+# all_positive (every row relevant, threshold 0) is last: on a cross-fitted tie a threshold of the model wins.
+THRESHOLD_STRATEGIES = ("fixed", "global", "per_language", "all_positive")
 # Problems listed in one checker error; the rest are counted.
 _MAX_LISTED_PROBLEMS = 20
 
@@ -178,7 +179,8 @@ class PredictionArguments:
         default="auto",
         metadata={
             "help": "'fixed' (--threshold), 'global' (F1-optimal on OOF rows), 'per_language' (F1-optimal per "
-            "language, global fallback) or 'auto': the best of the three by cross-fitted OOF F1."
+            "language, global fallback), 'all_positive' (every row relevant) or 'auto': the best of the four by "
+            "cross-fitted OOF F1, so a model whose thresholds do not beat all-positive out of fold submits it."
         },
     )
     threshold: float = field(default=0.5, metadata={"help": "Threshold of the 'fixed' strategy."})
@@ -222,7 +224,8 @@ class PredictionArguments:
     def __post_init__(self):
         if self.threshold_strategy not in THRESHOLD_STRATEGIES + ("auto",):
             raise UserError(
-                f"--threshold_strategy {self.threshold_strategy!r}: choose auto, fixed, global or per_language"
+                f"--threshold_strategy {self.threshold_strategy!r}: choose auto, fixed, global, per_language or "
+                "all_positive"
             )
 
 
@@ -408,6 +411,8 @@ def row_thresholds(languages, thresholds: dict, strategy: str, fixed: float) -> 
     """Threshold of each row; per-language thresholds fall back to the global one for other languages."""
     if strategy == "fixed":
         return np.full(len(languages), fixed, dtype=float)
+    if strategy == "all_positive":
+        return np.zeros(len(languages), dtype=float)
     if strategy == "global":
         return np.full(len(languages), thresholds["global"], dtype=float)
     if strategy == "per_language":
@@ -436,7 +441,8 @@ def cross_fitted_predictions(oof: pd.DataFrame, strategy: str, min_rows_per_lang
     predictions = np.zeros(len(oof), dtype=int)
     for fold in np.unique(folds):
         held_out = folds == fold
-        fitted = fit_thresholds(oof[~held_out], min_rows_per_language) if strategy != "fixed" else None
+        fitted = fit_thresholds(oof[~held_out], min_rows_per_language) if strategy in ("global", "per_language") \
+            else None
         held = oof[held_out]
         predictions[held_out] = held["probability"].to_numpy() >= row_thresholds(
             held["language"].tolist(), fitted, strategy, fixed
@@ -476,8 +482,10 @@ def read_oof_predictions(files: list, task: str) -> pd.DataFrame:
 def choose_thresholds(oof: Optional[pd.DataFrame], args: "PredictionArguments") -> dict:
     """Fit thresholds on all OOF rows; report F1 at 0.5, global and per language, in-sample and cross-fitted."""
     if oof is None:
-        if args.threshold_strategy not in ("fixed", "auto"):
+        if args.threshold_strategy not in ("fixed", "auto", "all_positive"):
             raise UserError(f"--threshold_strategy {args.threshold_strategy} needs OOF predictions (--oof_files)")
+        if args.threshold_strategy == "all_positive":
+            return {"strategy": "all_positive", "oof_rows": 0}
         logger.warning("No OOF predictions: using the fixed threshold %.3f", args.threshold)
         return {"strategy": "fixed", "fixed": args.threshold, "oof_rows": 0}
     fitted = fit_thresholds(oof, args.min_rows_per_language)
@@ -1048,6 +1056,9 @@ def log_thresholds(task: str, report: dict, languages, thresholds: np.ndarray, h
         on_fallback = sorted(set(languages) - set(report["per_language"]))
         logger.info("Task %s: per-language thresholds %s; on the global threshold %.4f: %s", task,
                     {k: round(v, 4) for k, v in report["per_language"].items()}, report["global"], on_fallback)
+    elif report["strategy"] == "all_positive":
+        logger.info("Task %s: every row predicted relevant (all_positive%s)", task,
+                    ": no threshold of the model beat it on cross-fitted OOF rows" if has_oof else "")
     else:
         logger.info("Task %s: %s threshold %.4f for every language", task, report["strategy"],
                     float(thresholds[0]) if len(thresholds) else float("nan"))

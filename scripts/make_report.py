@@ -39,7 +39,7 @@ logger = logging.getLogger("make_report")
 
 OOF_FILE = "oof_predictions.parquet"
 PLOT_FILE = "f1_vs_threshold.png"
-STRATEGIES = ("fixed", "global", "per_language")
+STRATEGIES = ("fixed", "global", "per_language", "all_positive")
 
 
 @dataclass
@@ -222,6 +222,8 @@ def section_thresholds(out: str, oof: dict) -> list:
                 threshold = fmt(report.get("fixed"))
             elif strategy == "global":
                 threshold = fmt(report.get("global"))
+            elif strategy == "all_positive":
+                threshold = "every row relevant"
             else:
                 threshold = f"{len(report.get('per_language', {}))} languages, others global"
             rows.append([strategy + (" (used)" if report.get("strategy") == strategy else ""), threshold,

@@ -238,6 +238,31 @@ def test_cross_fitting_evaluates_on_held_out_folds():
     assert ms.cross_fitted_f1(oof, "fixed", 1, 0.5, seed=0) == pytest.approx(2 / 3)
 
 
+def test_auto_submits_all_positive_when_no_threshold_beats_it_out_of_fold():
+    # The cross-fitting example above: global 0.5, fixed 2/3, every row relevant 2/3 (20 of 40 positive), a tie
+    # that goes to the model's fixed threshold.
+    probability = [0.9, 0.8] * 10 + [0.6, 0.5] * 10
+    oof = pd.DataFrame({"id": range(40), "fold": [0] * 20 + [1] * 20, "task": "QC", "language": "en",
+                        "label": [1, 0] * 20, "probability": probability})
+    args = ms.PredictionArguments(threshold_strategy="auto")
+    report = ms.choose_thresholds(oof, args)
+    assert report["cross_fitted_f1"]["all_positive"] == pytest.approx(2 / 3) and report["strategy"] == "fixed"
+    # 70 % positives and scores that carry nothing: every fitted threshold loses to all-positive out of fold.
+    rng = np.random.RandomState(0)
+    labels = (rng.uniform(size=600) < 0.7).astype(int)
+    noise = pd.DataFrame({"id": range(600), "fold": np.arange(600) % 3, "task": "QC", "language": "en",
+                          "label": labels, "probability": rng.uniform(size=600)})
+    report = ms.choose_thresholds(noise, args)
+    assert report["strategy"] == "all_positive"
+    all_positive = 2 * labels.mean() / (1 + labels.mean())
+    assert report["cross_fitted_f1"]["all_positive"] == pytest.approx(all_positive)
+    assert max(report["cross_fitted_f1"][s] for s in ("fixed", "global", "per_language")) < all_positive
+    assert ms.row_thresholds(["en", UNSEEN_LANGUAGE], report, "all_positive", 0.5).tolist() == [0.0, 0.0]
+    # Scores that separate the labels: a threshold of the model wins.
+    informative = noise.assign(probability=np.clip(0.5 * labels + rng.uniform(0, 0.6, 600), 0, 1))
+    assert ms.choose_thresholds(informative, args)["strategy"] != "all_positive"
+
+
 def _test_rows(n=5):
     return [{"id": i, "language": "en", "origin_query": f"q{i}", "category_path": "a,b", "label": 1}
             for i in range(n)]
@@ -309,11 +334,12 @@ def test_two_tasks_end_to_end(tiny, tmp_path):
         assert len(columns) == len(tiny[f"adapters_{task}"])
         np.testing.assert_allclose(predictions["probability"], predictions[columns].mean(axis=1), atol=1e-9)
         report = json.loads((tmp_path / f"thresholds_{task}.json").read_text())
-        assert set(report["cross_fitted_f1"]) == {"fixed", "global", "per_language"}
-        assert report["strategy"] in ("fixed", "global", "per_language")
+        assert set(report["cross_fitted_f1"]) == {"fixed", "global", "per_language", "all_positive"}
+        assert report["strategy"] in ("fixed", "global", "per_language", "all_positive")
         unseen = predictions[predictions["language"] == UNSEEN_LANGUAGE]
         assert len(unseen) and UNSEEN_LANGUAGE not in report["per_language"]
-        assert (unseen["threshold"] == (0.5 if report["strategy"] == "fixed" else report["global"])).all()
+        expected = {"fixed": 0.5, "all_positive": 0.0}.get(report["strategy"], report["global"])
+        assert (unseen["threshold"] == expected).all()
         submitted = [json.loads(line)["prediction"] for line in open(tmp_path / ms.SUBMISSION_FILE[task])]
         assert submitted == predictions["prediction"].tolist()
     with zipfile.ZipFile(tmp_path / ms.ZIP_FILE) as archive:

@@ -1057,8 +1057,7 @@ def log_thresholds(task: str, report: dict, languages, thresholds: np.ndarray, h
         logger.info("Task %s: per-language thresholds %s; on the global threshold %.4f: %s", task,
                     {k: round(v, 4) for k, v in report["per_language"].items()}, report["global"], on_fallback)
     elif report["strategy"] == "all_positive":
-        logger.info("Task %s: every row predicted relevant (all_positive%s)", task,
-                    ": no threshold of the model beat it on cross-fitted OOF rows" if has_oof else "")
+        logger.info("Task %s: every row predicted relevant (all_positive)", task)
     else:
         logger.info("Task %s: %s threshold %.4f for every language", task, report["strategy"],
                     float(thresholds[0]) if len(thresholds) else float("nan"))

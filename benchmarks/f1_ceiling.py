@@ -24,8 +24,12 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 from scipy.stats import norm
-from sklearn.metrics import precision_recall_curve, roc_auc_score
+from sklearn.metrics import roc_auc_score
 from transformers import HfArgumentParser
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import modeling_relevance as mr  # noqa: E402
 
 
 @dataclass
@@ -82,12 +86,6 @@ def auc_needed(p, margin):
     return brentq(lambda a: binormal_best_f1(a, p) - goal, 0.5 + 1e-9, 0.9999, xtol=1e-5)
 
 
-def oracle_f1(labels, scores):
-    precision, recall, _ = precision_recall_curve(labels, scores)
-    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-    return float(f1.max())
-
-
 def positive_rates(args):
     if args.rates is not None:
         return [(f"p = {p}", p) for p in args.rates]
@@ -131,7 +129,7 @@ def main(args):
             oof = pd.read_parquet(os.path.join(folder, "oof_predictions.parquet"))
             labels, scores = oof["label"].to_numpy(), oof["probability"].to_numpy()
             p, auc = float(labels.mean()), float(roc_auc_score(labels, scores))
-            ceiling, oracle = binormal_best_f1(max(auc, 0.5), p), oracle_f1(labels, scores)
+            ceiling, oracle = binormal_best_f1(max(auc, 0.5), p), mr.best_threshold(labels, scores)[1]
             lines.append(f"| {os.path.basename(folder)} | {len(oof)} | {p:.3f} | {auc:.3f} | "
                          f"{all_positive_f1(p):.3f} | {ceiling:.3f} | {oracle:.3f} |")
             record["runs"].append({"run": folder, "rows": len(oof), "p": p, "auc": auc, "ceiling": ceiling,

@@ -235,7 +235,7 @@ def test_f1_ceiling_matches_sampled_binormal_scores_and_solves_for_the_margin(tm
     d = np.sqrt(2) * fc.norm.ppf(0.8)
     scores = rng.normal(size=labels.size) + d * labels
     assert roc_auc_score(labels, scores) == pytest.approx(0.8, abs=0.005)
-    assert fc.oracle_f1(labels, scores) == pytest.approx(fc.binormal_best_f1(0.8, p), abs=0.003)
+    assert fc.mr.best_threshold(labels, scores)[1] == pytest.approx(fc.binormal_best_f1(0.8, p), abs=0.003)
     needed = fc.auc_needed(p, 0.02)
     assert 0.7 < needed < 0.8
     assert fc.binormal_best_f1(needed, p) == pytest.approx(fc.all_positive_f1(p) + 0.02, abs=1e-4)

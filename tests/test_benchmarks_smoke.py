@@ -251,3 +251,20 @@ def test_f1_ceiling_matches_sampled_binormal_scores_and_solves_for_the_margin(tm
     assert (tmp_path / "c.md").read_text().count("| p3_qc_ref_f0 | 2000 |") == 1
     with pytest.raises(SystemExit, match="--aucs"):
         fc.CeilingArguments(aucs="0.4")
+
+
+def test_group_features_compare_each_pair_with_its_querys_other_pairs():
+    from benchmarks import group_features as gf
+    import make_submission as ms
+
+    queries = ["Red Shoe", "red shoe ", "red shoe", "blue hat"]
+    targets = ["red shoe", "red running shoe", "green sock", "red shoe"]
+    base = ms.pair_features("qi", queries, targets, ["en"] * 4)
+    out = gf.group_features(base, queries, targets)
+    assert list(out["query_rows"]) == [3, 3, 3, 1]  # case and outer spaces folded
+    assert list(out["target_rows"]) == [2, 1, 1, 2]
+    # The best-matching pair of a query is 0 below its max; a lone query's pair is its own max and mean.
+    assert out["matched_fraction_minus_max"].tolist() == [0.0, 0.0, -1.0, 0.0]
+    assert out["trigram_coverage_rank"].iloc[2] < out["trigram_coverage_rank"].iloc[0]
+    assert out.loc[3, "trigram_jaccard_minus_mean"] == 0.0
+    assert list(out.columns[: len(base.columns)]) == list(base.columns)  # the features model's columns, then these

@@ -6,7 +6,9 @@ a pair can be compared with the other pairs of its query without any label: how 
 its word / trigram overlap stands against the best and the mean of its query's pairs. This script fits
 make_submission.py's features model with and without those columns, fold by fold (each fold scored by a model of
 the other folds, purged as run_relevance.py trains), and, for each given phase-3 arm, blends each with the arm's
-out-of-fold score as `--combiner stack` does. Differences come with paired bootstrap 95 % intervals over the rows.
+out-of-fold score as `--combiner stack` does, and adds the arm's score against its query's other scored rows
+(logit minus the query's max and mean) to that blend. Differences come with paired bootstrap 95 % intervals over
+the rows.
 
     python benchmarks/group_features.py --task qi --dataset_name outputs/folds_qi_dev --runs_dir outputs/recipe \
         --arms ref,headlr --output_file outputs/recipe/group_features_qi.md
@@ -70,6 +72,23 @@ def oof_scores(features: pd.DataFrame, rows: pd.DataFrame, seed: int) -> np.ndar
     return scores
 
 
+def score_group_blend(oof: pd.DataFrame, feature_probability, queries, seed: int) -> np.ndarray:
+    """--combiner stack's blend with three more inputs: the model's logit minus its query's max and mean logit over
+    the scored rows, and the query's scored row count; cross-fitted over the folds like make_submission.py's."""
+    from sklearn.linear_model import LogisticRegression
+
+    logit = ms._logit(oof["probability"])
+    by_query = pd.Series(logit).groupby(pd.Series(queries).to_numpy())
+    design = np.c_[logit, ms._logit(feature_probability), logit - by_query.transform("max"),
+                   logit - by_query.transform("mean"), by_query.transform("size")]
+    groups, labels, blended = ms.crossfit_groups(oof, seed), oof["label"].to_numpy(), np.zeros(len(oof))
+    for group in np.unique(groups):
+        held = groups == group
+        blended[held] = LogisticRegression(max_iter=1000).fit(design[~held], labels[~held]).predict_proba(
+            design[held])[:, 1]
+    return blended
+
+
 def compare(labels, base, group, folds, args) -> str:
     per_fold = ", ".join(f"{roc_auc_score(labels[m], base[m]):.3f} -> {roc_auc_score(labels[m], group[m]):.3f}"
                          for m in [folds == k for k in sorted(set(folds))])
@@ -87,9 +106,11 @@ def main():
     base = oof_scores(base_features, rows, args.seed)
     group = oof_scores(group_features(base_features, rows["query"], rows["target"]), rows, args.seed)
     labels, folds = rows["label"].to_numpy(), rows["fold"].to_numpy()
-    lines = [f"Task {args.task.upper()}, {args.dataset_name}: AUC without -> with the within-query group features.",
+    lines = [f"Task {args.task.upper()}, {args.dataset_name}: AUC without -> with the within-query group features "
+             "(last rows: with the group features, without -> with the score's own group features).",
              "", "| scored | rows | without | with | with - without [95 %] | per fold |", "|---|---|---|---|---|---|",
              f"| features model, every fold | {compare(labels, base, group, folds, args)} |"]
+    query_of = dict(zip(rows["id"].astype(str), [str(q or "").lower().strip() for q in rows["query"]]))
     by_id = {"base": dict(zip(rows["id"].astype(str), base)), "group": dict(zip(rows["id"].astype(str), group))}
     for arm in [a.strip() for a in args.arms.split(",") if a.strip()]:
         oof, _ = load_arm(args, arm)
@@ -97,6 +118,11 @@ def main():
                    for name, scores in by_id.items()}
         cells = compare(oof["label"].to_numpy(), stacked["base"], stacked["group"], oof["fold"].to_numpy(), args)
         lines.append(f"| {arm} + stack | {cells} |")
+        # the model's score against its query's other scored rows, on top of the group features
+        with_scores = score_group_blend(oof, ms.oof_feature_scores(oof, by_id["group"], args.dataset_name),
+                                        [query_of[i] for i in oof["id"].astype(str)], args.seed)
+        cells = compare(oof["label"].to_numpy(), stacked["group"], with_scores, oof["fold"].to_numpy(), args)
+        lines.append(f"| {arm} + stack with group features, + the score against its query's | {cells} |")
     print("\n".join(lines))
     if args.output_file:
         with open(args.output_file, "w", encoding="utf-8") as f:

@@ -595,6 +595,13 @@ def feature_scores(task: str, labelled: "datasets.Dataset", seed: int) -> tuple:
                if c in labelled.column_names]
     rows = labelled.select_columns(columns).to_pandas()  # labelled[name] is row by row: minutes on 50k rows
     features = pair_features(task, rows["query"], rows["target"], rows["language"])
+    scores = out_of_fold_feature_scores(features, rows, seed)
+    return dict(zip(rows["id"].astype(str), scores)), FeatureModel(seed).fit(features, rows["label"].to_numpy())
+
+
+def out_of_fold_feature_scores(features: pd.DataFrame, rows: pd.DataFrame, seed: int) -> np.ndarray:
+    """Each row's FeatureModel score from a model fitted on the other folds' rows (rows: label, fold and, when
+    present, exclude_from_train_folds)."""
     labels, scores = rows["label"].to_numpy(), np.zeros(len(rows))
     for fold in sorted(rows["fold"].unique()):
         held_out = (rows["fold"] == fold).to_numpy()
@@ -602,7 +609,7 @@ def feature_scores(task: str, labelled: "datasets.Dataset", seed: int) -> tuple:
         if "exclude_from_train_folds" in rows:
             train &= ~rows["exclude_from_train_folds"].map(lambda folds: fold in list(folds)).to_numpy()
         scores[held_out] = FeatureModel(seed).fit(features[train], labels[train]).predict(features[held_out])
-    return dict(zip(rows["id"].astype(str), scores)), FeatureModel(seed).fit(features, labels)
+    return scores
 
 
 def _logit(probability) -> np.ndarray:

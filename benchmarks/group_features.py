@@ -61,17 +61,6 @@ def group_features(features: pd.DataFrame, queries, targets) -> pd.DataFrame:
     return out
 
 
-def oof_scores(features: pd.DataFrame, rows: pd.DataFrame, seed: int) -> np.ndarray:
-    labels, scores = rows["label"].to_numpy(), np.zeros(len(rows))
-    for fold in sorted(rows["fold"].unique()):
-        held_out = (rows["fold"] == fold).to_numpy()
-        train = ~held_out
-        if "exclude_from_train_folds" in rows:
-            train &= ~rows["exclude_from_train_folds"].map(lambda folds: fold in list(folds)).to_numpy()
-        scores[held_out] = ms.FeatureModel(seed).fit(features[train], labels[train]).predict(features[held_out])
-    return scores
-
-
 def score_group_blend(oof: pd.DataFrame, feature_probability, queries, seed: int) -> np.ndarray:
     """--combiner stack's blend with three more inputs: the model's logit minus its query's max and mean logit over
     the scored rows, and the query's scored row count; cross-fitted over the folds like make_submission.py's."""
@@ -103,8 +92,9 @@ def main():
     split = load_folded_dataset(args.dataset_name)["train"]
     rows = split.select_columns([c for c in columns if c in split.column_names]).to_pandas()
     base_features = ms.pair_features(args.task, rows["query"], rows["target"], rows["language"])
-    base = oof_scores(base_features, rows, args.seed)
-    group = oof_scores(group_features(base_features, rows["query"], rows["target"]), rows, args.seed)
+    base = ms.out_of_fold_feature_scores(base_features, rows, args.seed)
+    with_group = group_features(base_features, rows["query"], rows["target"])
+    group = ms.out_of_fold_feature_scores(with_group, rows, args.seed)
     labels, folds = rows["label"].to_numpy(), rows["fold"].to_numpy()
     lines = [f"Task {args.task.upper()}, {args.dataset_name}: AUC without -> with the within-query group features "
              "(last rows: with the group features, without -> with the score's own group features).",

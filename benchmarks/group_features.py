@@ -45,10 +45,14 @@ class GroupFeatureArguments:
     output_file: Optional[str] = field(default=None, metadata={"help": "Markdown table."})
 
 
+def query_key(query) -> str:
+    return str(query or "").lower().strip()
+
+
 def group_features(features: pd.DataFrame, queries, targets) -> pd.DataFrame:
     """pair_features plus, per query (case and spaces folded): its row count, the target's row count, and each
     overlap minus its query's max and mean and as a percentile rank within the query. Uses no label."""
-    key = pd.Series([str(q or "").lower().strip() for q in queries])
+    key = pd.Series([query_key(q) for q in queries])
     targets = pd.Series(list(targets))
     out = features.copy()
     out["query_rows"] = key.map(key.value_counts()).to_numpy()
@@ -100,7 +104,7 @@ def main():
              "(last rows: with the group features, without -> with the score's own group features).",
              "", "| scored | rows | without | with | with - without [95 %] | per fold |", "|---|---|---|---|---|---|",
              f"| features model, every fold | {compare(labels, base, group, folds, args)} |"]
-    query_of = dict(zip(rows["id"].astype(str), [str(q or "").lower().strip() for q in rows["query"]]))
+    query_of = dict(zip(rows["id"].astype(str), [query_key(q) for q in rows["query"]]))
     by_id = {"base": dict(zip(rows["id"].astype(str), base)), "group": dict(zip(rows["id"].astype(str), group))}
     for arm in [a.strip() for a in args.arms.split(",") if a.strip()]:
         oof, _ = load_arm(args, arm)

@@ -574,7 +574,8 @@ class FeatureModel:
         design = features.copy()
         for column in self.CATEGORICAL:
             if column in design:
-                design[column] = pd.Categorical(design[column], categories=self.categories[column])
+                known = design[column].where(design[column].isin(self.categories[column]))  # unseen -> missing
+                design[column] = pd.Categorical(known, categories=self.categories[column])
         return design
 
     def fit(self, features: pd.DataFrame, labels) -> "FeatureModel":

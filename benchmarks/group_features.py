@@ -108,14 +108,14 @@ def main():
     by_id = {"base": dict(zip(rows["id"].astype(str), base)), "group": dict(zip(rows["id"].astype(str), group))}
     for arm in [a.strip() for a in args.arms.split(",") if a.strip()]:
         oof, _ = load_arm(args, arm)
-        stacked = {name: ms.cross_fitted_blend(oof, ms.oof_feature_scores(oof, scores, args.dataset_name), args.seed)
-                   for name, scores in by_id.items()}
-        cells = compare(oof["label"].to_numpy(), stacked["base"], stacked["group"], oof["fold"].to_numpy(), args)
-        lines.append(f"| {arm} + stack | {cells} |")
+        arm_labels, arm_folds = oof["label"].to_numpy(), oof["fold"].to_numpy()
+        features = {name: ms.oof_feature_scores(oof, scores, args.dataset_name) for name, scores in by_id.items()}
+        stacked = {name: ms.cross_fitted_blend(oof, scores, args.seed) for name, scores in features.items()}
+        lines.append(f"| {arm} + stack | {compare(arm_labels, stacked['base'], stacked['group'], arm_folds, args)} |")
         # the model's score against its query's other scored rows, on top of the group features
-        with_scores = score_group_blend(oof, ms.oof_feature_scores(oof, by_id["group"], args.dataset_name),
-                                        [query_of[i] for i in oof["id"].astype(str)], args.seed)
-        cells = compare(oof["label"].to_numpy(), stacked["group"], with_scores, oof["fold"].to_numpy(), args)
+        with_scores = score_group_blend(oof, features["group"], [query_of[i] for i in oof["id"].astype(str)],
+                                        args.seed)
+        cells = compare(arm_labels, stacked["group"], with_scores, arm_folds, args)
         lines.append(f"| {arm} + stack with group features, + the score against its query's | {cells} |")
     print("\n".join(lines))
     if args.output_file:

@@ -97,8 +97,12 @@ class QualityArguments:
         default=100, metadata={"help": "Validation (OOF) rows per fold model: the rows thresholds are tuned on."}
     )
     max_test_samples: int = field(default=300, metadata={"help": "Test rows scored (seeded subset of the test fold)."})
-    max_steps: int = field(default=20, metadata={"help": "Optimiser steps per fold model (seed and ours alike)."})
-    tapt_steps: int = field(default=20, metadata={"help": "Optimiser steps of the TAPT adapter (other task)."})
+    max_steps: int = field(
+        default=20, metadata={"help": "Optimiser steps per fold model (seed and ours alike); -1: one epoch of the rows."}
+    )
+    tapt_steps: int = field(
+        default=20, metadata={"help": "Optimiser steps of the TAPT adapter (other task); -1: one epoch of its rows."}
+    )
     tapt_train_samples: int = field(default=160, metadata={"help": "Training rows of the TAPT adapter."})
     per_device_train_batch_size: int = field(default=8, metadata={"help": "Rows per optimiser step."})
     max_length: int = field(default=96, metadata={"help": "Maximum tokens per input (seed and ours alike)."})
@@ -354,10 +358,12 @@ def main():
     output_dir = args.output_dir
     os.makedirs(output_dir, exist_ok=True)
     budget = {"tasks": tasks, "num_folds": args.num_folds, "fold_models_per_method": args.num_fold_models,
-              "train_rows_per_fold_model": args.max_train_samples, "steps": args.max_steps,
+              "train_rows_per_fold_model": args.max_train_samples,
+              "steps": args.max_steps if args.max_steps > 0 else "one epoch",
               "batch": args.per_device_train_batch_size, "max_length": args.max_length,
               "oof_rows_per_fold_model": args.max_oof_samples, "test_rows": args.max_test_samples,
-              "tapt": f"{args.tapt_steps} steps on {args.tapt_train_samples} rows of the other task" if args.tapt
+              "tapt": (f"{args.tapt_steps} steps" if args.tapt_steps > 0 else "one epoch")
+              + f" on {args.tapt_train_samples} rows of the other task" if args.tapt
               else "off", "threads": os.environ.get("OMP_NUM_THREADS"), "seed": args.seed}
     start_all = time.perf_counter()
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
+import run_relevance as rr
 from benchmarks import quality, throughput
 from tests.tiny_models import make_tiny_decoder, make_tiny_folded_dataset
 
@@ -54,6 +55,18 @@ def test_score_test_ensemble_and_fold_models():
     assert result["roc_auc"] == pytest.approx(roc_auc_score(labels, per_model.mean(axis=1)))
     assert result["fold_model_f1"] == pytest.approx([f1_score(labels, [1, 1, 0, 0, 0]), f1_score(labels, [0, 1, 1, 0, 1])])
     assert result["per_language_f1"] == pytest.approx({"en": 1.0, "fr": f1_score([0, 0, 1], [1, 0, 1])})
+
+
+
+def test_quality_budget_flags_parse_as_run_relevance_arguments():
+    """Every budget flag is one of run_relevance.py's; --max_steps -1 is one epoch for `seed` (no recipe) too."""
+    def parsed(steps):
+        argv = [*quality.SEED_FLAGS, *quality.budget_flags(quality.QualityArguments(max_steps=steps), "qc", "data"),
+                "--fold", "0", "--output_dir", "out"]
+        return rr.make_parser().parse_args_and_config(argv)[1]
+
+    assert parsed(20).max_steps == 20
+    assert (parsed(-1).max_steps, parsed(-1).num_train_epochs) == (-1, 1.0)
 
 
 @pytest.fixture(scope="module")

@@ -153,10 +153,14 @@ class RelevanceArguments:
         },
     )
     max_train_samples: int | None = field(
-        default=None, metadata={"help": "Keep at most this many training rows per task (a seeded random subset)."}
+        default=None,
+        metadata={"help": "Keep at most this many training rows per task: a random subset drawn with --data_seed "
+                          "(else --seed)."},
     )
     max_eval_samples: int | None = field(
-        default=None, metadata={"help": "Keep at most this many validation rows per task (a seeded random subset)."}
+        default=None,
+        metadata={"help": "Keep at most this many validation rows per task: a random subset drawn with --data_seed "
+                          "(else --seed)."},
     )
     use_translation: bool | None = field(
         default=None,
@@ -939,7 +943,9 @@ def main(script_args: RelevanceArguments, training_args: TrainingArguments, mode
 
     # 2. Data: load each task's folded dataset, split on the fold --------------------------------------------------
     with training_args.main_process_first(desc="loading datasets"):
-        train_raw, eval_raw, translation = load_task_datasets(script_args, tasks, training_args.seed)
+        # --data_seed draws the row subsets: --seed 43 --data_seed 42 trains another seed on the seed-42 rows
+        data_seed = training_args.seed if training_args.data_seed is None else training_args.data_seed
+        train_raw, eval_raw, translation = load_task_datasets(script_args, tasks, data_seed)
     prior = float(np.mean(column_values(train_raw, "label")))
 
     # 3. Tokenizer and tokenisation (target truncated, query never) ------------------------------------------------

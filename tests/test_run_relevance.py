@@ -382,6 +382,22 @@ def test_row_caps_apply_per_task_and_pick_the_single_task_rows(tiny):
     assert list(eval_ds[eval_ds["task_key"] == "qi"]["id"]) == list(qi_eval["id"])
 
 
+
+def test_data_seed_draws_the_row_subsets(tmp_path, tiny):
+    """--seed 43 --data_seed 42 validates on the rows --seed 42 draws (so seeds can be paired); --seed 43 alone not."""
+    def oof_ids(name, *seeds):
+        out = tmp_path / name
+        run(["--model_name_or_path", tiny["gemma3"], "--dataset_name", tiny["qc"], "--task", "qc", "--fold", "1",
+             "--output_dir", str(out), "--max_steps", "1", "--eval_strategy", "no", "--save_strategy", "no",
+             "--load_best_model_at_end", "false", "--max_train_samples", "10", "--max_eval_samples", "5", *seeds,
+             *QUICK])
+        return set(pd.read_parquet(out / "oof_predictions.parquet")["id"])
+
+    reference = oof_ids("s42", "--seed", "42")
+    assert oof_ids("s43_d42", "--seed", "43", "--data_seed", "42") == reference
+    assert oof_ids("s43", "--seed", "43") != reference
+
+
 def test_multitask_training_batches_hold_one_task(tmp_path):
     """Multitask rows are length-grouped within their task, so each batch's instruction can run once: only a batch on
     a task boundary of a mega-batch (up to 50 batches) mixes two tasks; plain length grouping mixes nearly every batch."""

@@ -121,12 +121,14 @@ for name in "$@"; do
           translate) data=${data}_en; extra=(--use_translation true) ;;
           translate43) data=${data}_en; extra=(--use_translation true --seed 43) ;;  # against seed43
           seed43|seed44) extra=(--seed "${rest#seed}") ;;  # the reference under another seed: run-to-run variation
+          # another seed on the reference's rows (QI draws its 8,000 / 2,000 rows with the seed): pairable with ref
+          init43|init44) extra=(--seed "${rest#init}" --data_seed 42) ;;
           rank64) extra=(--lora_r 64 --lora_alpha 128) ;;  # 4x the recipe's LoRA rank, the same alpha / r
           lr*) extra=(--learning_rate "${rest#lr}") ;;  # another LoRA learning rate (recipe 2e-4), e.g. p3_qc_lr1e-4_f0
           l12) extra=(--num_hidden_layers 12) ;;  # the first 12 of the 18 layers instead of the recipe's 9
-          # TAPT QI -> QC (the winners' init): QI fold 0's reference adapter (LoRA + score head) as the start of
-          # every QC fold; the tasks' folds are separate datasets, so no QC row leaks. Run p3_qi_ref_f0 first.
-          tapt) extra=(--init_adapter "$RUNS/p3_qi_ref_f0") ;;
+          # TAPT (the winners' init): the other task's fold-0 reference adapter (LoRA + score head) as the start of
+          # every fold; the tasks' folds are separate datasets, so no row leaks. Run p3_qi_ref_f0 / p3_qc_ref_f0 first.
+          tapt) extra=(--init_adapter "$RUNS/p3_$([ "$task" = qi ] && echo qc || echo qi)_ref_f0") ;;
           rows16k) rows=(--max_train_samples 16000 --max_eval_samples 2000) ;;  # QI: twice the reference's rows (a superset), same validation rows
           *) echo "unknown phase-3 arm $rest" >&2; exit 2 ;;
         esac

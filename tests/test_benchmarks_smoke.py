@@ -132,7 +132,6 @@ def test_non_embedding_parameters_counted_without_loading(tiny_plan):
 def test_recipe_experiments_table_recomputes_metrics_from_the_oof_rows(tmp_path):
     import json
 
-    import pandas as pd
     from sklearn.metrics import log_loss
 
     from benchmarks import recipe_experiments
@@ -164,7 +163,6 @@ def test_recipe_experiments_table_recomputes_metrics_from_the_oof_rows(tmp_path)
 def test_phase3_reads_only_its_task_from_a_multitask_arm(tmp_path):
     import json
 
-    import pandas as pd
 
     from benchmarks import phase3
 
@@ -214,7 +212,6 @@ def test_phase3_ensemble_arm_averages_its_arms_probabilities_fold_by_fold(tmp_pa
 
 
 def test_phase3_language_table_gives_each_languages_auc_against_the_reference():
-    import pandas as pd
 
     from benchmarks import phase3
 

@@ -55,6 +55,10 @@ def test_score_test_ensemble_and_fold_models():
     assert result["roc_auc"] == pytest.approx(roc_auc_score(labels, per_model.mean(axis=1)))
     assert result["fold_model_f1"] == pytest.approx([f1_score(labels, [1, 1, 0, 0, 0]), f1_score(labels, [0, 1, 1, 0, 1])])
     assert result["per_language_f1"] == pytest.approx({"en": 1.0, "fr": f1_score([0, 0, 1], [1, 0, 1])})
+    gain = f1_score(labels, [1, 1, 1, 0, 1]) - f1_score(labels, [1] * 5)
+    assert result["f1_minus_all_positive"] == pytest.approx(gain) and gain > 0
+    low, high = result["f1_minus_all_positive_95"]
+    assert low <= gain <= high
 
 
 

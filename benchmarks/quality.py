@@ -34,6 +34,9 @@ Protocol, per task (`qc_dev.jsonl`, `qi_dev.jsonl` under `--data_dir`; a missing
     python benchmarks/quality.py
     # a reduced run
     python benchmarks/quality.py --tasks qc --num_fold_models 2 --max_steps 12 --max_test_samples 150
+    # a budget where the model learns: one epoch of every training row (QI: 8,000), about an hour per task
+    python benchmarks/quality.py --tasks qc --max_train_samples 8000 --max_steps -1 --max_oof_samples 2000 \
+        --tapt_steps -1 --tapt_train_samples 2000 --max_test_samples 2000 --output_dir outputs/benchmarks/learn_qc
 """
 
 import json

@@ -61,7 +61,6 @@ def test_score_test_ensemble_and_fold_models():
     assert low <= gain <= high
 
 
-
 def test_quality_budget_flags_parse_as_run_relevance_arguments():
     """Every budget flag is one of run_relevance.py's; --max_steps -1 is one epoch for `seed` (no recipe) too."""
     def parsed(steps):
@@ -70,7 +69,8 @@ def test_quality_budget_flags_parse_as_run_relevance_arguments():
         return rr.make_parser().parse_args_and_config(argv)[1]
 
     assert parsed(20).max_steps == 20
-    assert (parsed(-1).max_steps, parsed(-1).num_train_epochs) == (-1, 1.0)
+    one_epoch = parsed(-1)
+    assert (one_epoch.max_steps, one_epoch.num_train_epochs) == (-1, 1.0)
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +167,6 @@ def test_recipe_experiments_table_recomputes_metrics_from_the_oof_rows(tmp_path)
 def test_phase3_reads_only_its_task_from_a_multitask_arm(tmp_path):
     import json
 
-
     from benchmarks import phase3
 
     def write(name, tasks):
@@ -216,7 +215,6 @@ def test_phase3_ensemble_arm_averages_its_arms_probabilities_fold_by_fold(tmp_pa
 
 
 def test_phase3_language_table_gives_each_languages_auc_against_the_reference():
-
     from benchmarks import phase3
 
     rng = np.random.default_rng(0)

@@ -382,7 +382,6 @@ def test_row_caps_apply_per_task_and_pick_the_single_task_rows(tiny):
     assert list(eval_ds[eval_ds["task_key"] == "qi"]["id"]) == list(qi_eval["id"])
 
 
-
 def test_data_seed_draws_the_row_subsets(tmp_path, tiny):
     """--seed 43 --data_seed 42 validates on the rows --seed 42 draws (so seeds can be paired); --seed 43 alone not."""
     def oof_ids(name, *seeds):

@@ -451,7 +451,11 @@ def cross_fitted_predictions(oof: pd.DataFrame, strategy: str, min_rows_per_lang
 
 
 def read_oof_predictions(files: list, task: str) -> pd.DataFrame:
-    """Concatenate OOF files; each row must be predicted by exactly one fold model."""
+    """Concatenate OOF files. A row predicted by several runs of its fold (a stage with seeds) gets their mean
+    probability, as the test rows get the mean over every adapter."""
+    twice = sorted({path for path in files if files.count(path) > 1})
+    if twice:
+        raise UserError(f"OOF file(s) {twice} given twice; pass each run's OOF file once")
     frames = []
     for path in files:
         frame = pd.read_parquet(path)
@@ -464,19 +468,24 @@ def read_oof_predictions(files: list, task: str) -> pd.DataFrame:
     oof = oof[oof["task"].astype(str).str.lower() == task]
     if oof.empty:
         raise UserError(f"{files}: no OOF rows of task {task!r}")
-    duplicated = oof[oof.duplicated(["id"], keep=False)]
-    if not duplicated.empty:
-        first = duplicated.iloc[0]
-        sources = sorted(set(duplicated[duplicated["id"] == first["id"]]["source"]))
-        raise UserError(
-            f"{len(duplicated)} OOF rows share an id with another OOF row, e.g. id {first['id']!r} in {sources}; "
-            "pass each fold's OOF file once"
-        )
     bad = oof[~oof["label"].isin([0, 1]) | ~oof["probability"].between(0, 1)]
     if not bad.empty:
         first = bad.iloc[0]
         raise UserError(f"{first['source']}: id {first['id']!r}: label not 0/1 or probability not in [0, 1]")
-    return oof.reset_index(drop=True)
+    rows = oof.groupby("id", sort=False)
+    differ = rows[["fold", "label", "language"]].nunique().max(axis=1) > 1
+    if differ.any():
+        first = differ[differ].index[0]
+        sources = sorted(set(oof[oof["id"] == first]["source"]))
+        raise UserError(f"id {first!r} has another fold, label or language in each of {sources}; pass OOF files "
+                        "of one folded dataset")
+    runs = rows["source"].nunique()
+    if runs.max() > 1:
+        logger.info("Task %s: %d OOF rows, each the mean of %s run(s) of its fold", task, len(runs),
+                    "-".join(str(n) for n in sorted({runs.min(), runs.max()})))
+    mean = rows.agg(**{c: (c, "first") for c in OOF_COLUMNS if c not in ("id", "probability")},
+                    probability=("probability", "mean"))
+    return mean.reset_index()[list(OOF_COLUMNS)]
 
 
 def choose_thresholds(oof: Optional[pd.DataFrame], args: "PredictionArguments") -> dict:
@@ -490,7 +499,7 @@ def choose_thresholds(oof: Optional[pd.DataFrame], args: "PredictionArguments") 
         return {"strategy": "fixed", "fixed": args.threshold, "oof_rows": 0}
     fitted = fit_thresholds(oof, args.min_rows_per_language)
     report = {"oof_rows": len(oof), "oof_folds": sorted(int(f) for f in oof["fold"].unique()),
-              "note": "OOF probabilities come from one fold model per row; test probabilities are the ensemble "
+              "note": "OOF probabilities come from one fold's model(s) per row; test probabilities are the ensemble "
                       "mean, usually a little less extreme, so a tuned threshold is an estimate for the ensemble",
               "oof_rows_per_language": oof["language"].value_counts().sort_index().to_dict(),
               "oof_auc": float(roc_auc_score(oof["label"], oof["probability"])) if oof["label"].nunique() == 2

@@ -9,7 +9,8 @@ the commands below and runs them in order, printing one progress line per step w
     make_folds.py      once per task          -> OUT/data/folds_{task}
     run_translate.py   once per task          -> OUT/data/folds_{task}_en        (when the pipeline translates)
     run_relevance.py   per stage, task, fold  -> OUT/{stage}/{task}/fold{k}      (under `accelerate launch`;
-                                                 a `multitask: true` stage: one run per fold, OUT/{stage}/qc-qi/fold{k})
+                                                 a `multitask: true` stage: one run per fold, OUT/{stage}/qc-qi/fold{k};
+                                                 `seeds: [42, 43]`: one run per seed, OUT/{stage}/{task}/fold{k}-seed42)
     make_submission.py once                   -> OUT/submission/submit.zip
 
 It resumes: a training run whose adapter is already complete in its output folder, or already on the Hub, is
@@ -26,6 +27,7 @@ environment variable, else the pipeline. With a CPU DeepSpeed config (`use_cpu: 
 the driver adds what DeepSpeed needs on CPU: `DS_ACCELERATOR=cpu` and `--ddp_backend gloo`.
 """
 
+import itertools
 import json
 import logging
 import os
@@ -49,7 +51,7 @@ OOF_FILE = "oof_predictions.parquet"
 TIMINGS_FILE = "run_recipe_timings.json"
 PIPELINE_KEYS = {"name", "description", "output_dir", "accelerate_config", "hub_namespace", "data", "folds",
                  "translate", "stages", "submission", "inference_launcher"}
-STAGE_KEYS = {"name", "config", "tasks", "folds", "multitask", "init_from", "init_task", "args"}
+STAGE_KEYS = {"name", "config", "tasks", "folds", "multitask", "init_from", "init_task", "seeds", "args"}
 
 
 @dataclass
@@ -153,6 +155,12 @@ def load_pipeline(path: str) -> dict:
             _fail(path, f"{where}.multitask: true (one model for all the stage's tasks) or false")
         if stage.get("multitask") and len(set(stage["tasks"])) < 2:
             _fail(path, f"{where}.multitask: needs two tasks (tasks: [qc, qi]), got {stage['tasks']}")
+        seeds = stage.get("seeds")
+        if seeds is not None and not (isinstance(seeds, list) and seeds and len(set(seeds)) == len(seeds)
+                                      and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+            _fail(path, f"{where}.seeds: a list of distinct integer seeds (e.g. [42, 43]), got {seeds!r}")
+        if seeds is not None and "seed" in (stage.get("args") or {}):
+            _fail(path, f"{where}: 'seeds' and args.seed conflict; give the seeds in 'seeds' only")
         names.append(stage["name"])
     submission = pipe.get("submission")
     if submission is not None and submission.get("stage") not in names:
@@ -185,6 +193,11 @@ def to_cli(args: dict) -> list:
 
 def fold_name(fold: int) -> str:
     return "foldall" if fold == -1 else f"fold{fold}"
+
+
+def run_folder(fold: int, seed: Optional[int] = None) -> str:
+    """fold0, foldall; fold0-seed43 for a stage with `seeds`."""
+    return fold_name(fold) + ("" if seed is None else f"-seed{seed}")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -318,36 +331,40 @@ def main(argv=None) -> list:
 
     # 3. Training stages: every task and fold, TAPT from an earlier stage's adapter -----------------------------
     # A multitask stage trains one model per fold on all its tasks (--task qc,qi), in OUT/{stage}/qc-qi.
-    adapters = {}  # (stage, task, fold) -> local folder or Hub id
+    # `seeds`: one run per seed on the same rows (--data_seed = the first seed), averaged by the submission.
+    adapters = {}  # (stage, task, fold) -> [local folder or Hub id, one per seed]
     for stage in pipe["stages"]:
         folds = cv_folds if stage["folds"] == "all" else stage["folds"]
-        for tasks in run_groups(stage):
+        seeds = stage.get("seeds") or [None]
+        for tasks, fold, (index, seed) in itertools.product(run_groups(stage), folds, enumerate(seeds)):
             task, run_name = ",".join(tasks), "-".join(tasks)
-            for fold in folds:
-                run_dir = os.path.join(out, stage["name"], run_name, fold_name(fold))
-                repo_id = f"{namespace}/{name}-{stage['name']}-{run_name}-{fold_name(fold)}" if namespace else None
-                adapters.update({(stage["name"], t, fold): repo_id or run_dir for t in tasks})
-                if only_stages and stage["name"] not in only_stages:
-                    continue
-                cmd = [*launch, resolve("run_relevance.py"), "--config", resolve(stage["config"]),
-                       "--task", task, "--fold", str(fold), "--dataset_name", ",".join(dataset_for[t] for t in tasks),
-                       "--output_dir", run_dir, *train_backend_args, *to_cli(stage.get("args")), *extra_train_args]
-                if repo_id:
-                    cmd += ["--push_to_hub", "true", "--hub_model_id", repo_id]
-                if os.path.isdir(run_dir) and any(n.startswith("checkpoint-") for n in os.listdir(run_dir)):
-                    cmd += ["--resume_from_checkpoint", "last"]  # an interrupted run goes on from its checkpoint
-                if stage.get("init_from"):
-                    cmd += ["--init_adapter", init_adapter(args.pipeline, stage, tasks, fold, adapters)]
-                step = Step(f"{stage['name']} {task} {fold_name(fold)}", cmd, env=dict(train_env))
-                if not args.overwrite:
-                    if repo_id and run_is_on_hub(api, repo_id, fold):
-                        step.skip_reason = f"adapter on the Hub ({repo_id})"
-                    elif run_is_complete_locally(run_dir, fold):
-                        if repo_id:
-                            step.push_folder = (run_dir, repo_id)
-                        else:
-                            step.skip_reason = f"adapter in {run_dir}"
-                steps.append(step)
+            run_dir = os.path.join(out, stage["name"], run_name, run_folder(fold, seed))
+            repo_id = f"{namespace}/{name}-{stage['name']}-{run_name}-{run_folder(fold, seed)}" if namespace else None
+            for t in tasks:
+                adapters.setdefault((stage["name"], t, fold), []).append(repo_id or run_dir)
+            if only_stages and stage["name"] not in only_stages:
+                continue
+            seed_args = [] if seed is None else ["--seed", str(seed), "--data_seed", str(seeds[0])]
+            cmd = [*launch, resolve("run_relevance.py"), "--config", resolve(stage["config"]),
+                   "--task", task, "--fold", str(fold), "--dataset_name", ",".join(dataset_for[t] for t in tasks),
+                   "--output_dir", run_dir, *train_backend_args, *seed_args, *to_cli(stage.get("args")),
+                   *extra_train_args]
+            if repo_id:
+                cmd += ["--push_to_hub", "true", "--hub_model_id", repo_id]
+            if os.path.isdir(run_dir) and any(n.startswith("checkpoint-") for n in os.listdir(run_dir)):
+                cmd += ["--resume_from_checkpoint", "last"]  # an interrupted run goes on from its checkpoint
+            if stage.get("init_from"):
+                cmd += ["--init_adapter", init_adapter(args.pipeline, stage, tasks, fold, adapters, index)]
+            step = Step(f"{stage['name']} {task} {run_folder(fold, seed)}", cmd, env=dict(train_env))
+            if not args.overwrite:
+                if repo_id and run_is_on_hub(api, repo_id, fold):
+                    step.skip_reason = f"adapter on the Hub ({repo_id})"
+                elif run_is_complete_locally(run_dir, fold):
+                    if repo_id:
+                        step.push_folder = (run_dir, repo_id)
+                    else:
+                        step.skip_reason = f"adapter in {run_dir}"
+            steps.append(step)
 
     # 4. Submission: the fold ensemble of one stage, thresholds tuned on its OOF predictions ---------------------
     submission = pipe.get("submission")
@@ -358,11 +375,13 @@ def main(argv=None) -> list:
             raise ValueError(f"{args.pipeline}: submission.stage {stage['name']} has no CV fold (only -1)")
         # make_submission.py replaces {task} in every path, so one call scores both tasks and writes submit.zip;
         # a multitask stage's adapters serve both tasks.
+        # With seeds, every fold's seeds: their OOF rows are averaged like the test rows.
         run_name = "-".join(stage["tasks"]) if stage.get("multitask") else "{task}"
+        runs = [run_folder(k, seed) for k in folds for seed in stage.get("seeds") or [None]]
         if namespace:
-            fold_adapters = [f"{namespace}/{name}-{stage['name']}-{run_name}-{fold_name(k)}" for k in folds]
+            fold_adapters = [f"{namespace}/{name}-{stage['name']}-{run_name}-{run}" for run in runs]
         else:
-            fold_adapters = [os.path.join(out, stage["name"], run_name, fold_name(k)) for k in folds]
+            fold_adapters = [os.path.join(out, stage["name"], run_name, run) for run in runs]
         cmd = [*inference_launcher, resolve("make_submission.py"), "--task", ",".join(stage["tasks"]),
                "--dataset_name", dataset_template, "--adapters", ",".join(fold_adapters),
                "--output_dir", os.path.join(out, "submission"), *to_cli(submission.get("args"))]
@@ -381,20 +400,21 @@ def run_groups(stage: dict) -> list:
     return [tuple(stage["tasks"])] if stage.get("multitask") else [(task,) for task in stage["tasks"]]
 
 
-def init_adapter(pipeline: str, stage: dict, tasks: tuple, fold: int, adapters: dict) -> str:
+def init_adapter(pipeline: str, stage: dict, tasks: tuple, fold: int, adapters: dict, index: int = 0) -> str:
     """TAPT: the earlier stage's adapter for this fold (else its all-rows run) of the other task, or of the same
-    task with init_task: same. A multitask run needs one adapter for all its tasks: a multitask stage's."""
+    task with init_task: same; with seeds, its run of the index-th seed (cycling). A multitask run needs one
+    adapter for all its tasks: a multitask stage's."""
     wanted = set()
     for task in tasks:
         init_task = task if stage.get("init_task", "other") == "same" else _other(task)
         keys = ((stage["init_from"], init_task, fold), (stage["init_from"], init_task, -1))
-        source = next((adapters[key] for key in keys if key in adapters), None)
-        if source is None:
+        sources = next((adapters[key] for key in keys if key in adapters), None)
+        if sources is None:
             raise ValueError(
                 f"{pipeline}: stage {stage['name']} ({task}, fold {fold}) starts from stage {stage['init_from']}, "
                 f"which has no {init_task} run for fold {fold} nor for all rows (-1)"
             )
-        wanted.add(source)
+        wanted.add(sources[index % len(sources)])
     if len(wanted) > 1:
         raise ValueError(
             f"{pipeline}: multitask stage {stage['name']} (fold {fold}) would start from {len(wanted)} adapters of "

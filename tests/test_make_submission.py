@@ -238,6 +238,27 @@ def test_cross_fitting_evaluates_on_held_out_folds():
     assert ms.cross_fitted_f1(oof, "fixed", 1, 0.5, seed=0) == pytest.approx(2 / 3)
 
 
+def test_oof_rows_of_several_seeds_are_averaged(tmp_path):
+    """A stage with seeds: each fold's rows are in one OOF file per seed; each row gets the mean probability."""
+    def oof_file(name, ids, fold, probability, label=1):
+        path = str(tmp_path / f"{name}.parquet")
+        pd.DataFrame({"id": ids, "fold": fold, "task": "QI", "language": "en", "label": label,
+                      "probability": probability}).to_parquet(path)
+        return path
+
+    files = [oof_file("f0s42", ["a", "b"], 0, [0.2, 0.6]), oof_file("f0s43", ["b", "a"], 0, [0.8, 0.4]),
+             oof_file("f1s42", ["c"], 1, [0.9])]
+    oof = ms.read_oof_predictions(files, "qi")
+    assert list(oof.columns) == list(ms.OOF_COLUMNS) and oof["id"].tolist() == ["a", "b", "c"]
+    assert oof["probability"].tolist() == pytest.approx([0.3, 0.7, 0.9])
+    assert oof["fold"].tolist() == [0, 0, 1] and oof["label"].tolist() == [1, 1, 1]
+    with pytest.raises(ms.UserError, match="given twice"):
+        ms.read_oof_predictions(files + files[:1], "qi")
+    other = oof_file("other", ["a"], 0, [0.5], label=0)  # the same id with another label: another dataset
+    with pytest.raises(ms.UserError, match=r"id 'a' has another fold, label or language in each of .*other"):
+        ms.read_oof_predictions(files + [other], "qi")
+
+
 def test_auto_submits_all_positive_when_no_threshold_beats_it_out_of_fold():
     # The cross-fitting example above: global 0.5, fixed 2/3, every row relevant 2/3 (20 of 40 positive), a tie
     # that goes to the model's fixed threshold.

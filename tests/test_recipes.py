@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from sklearn.metrics import roc_auc_score
 
 from tests.tiny_models import make_tiny_decoder
 
@@ -260,6 +261,42 @@ def test_multitask_stage_errors(tmp_path):
         run_recipe.main(["--pipeline", str(path), "--dry_run"])
 
 
+def test_seeds_plan_one_run_per_seed_on_the_first_seeds_rows_and_submit_them_all(tmp_path):
+    config = str(tmp_path / "tiny.yaml")
+    stages = [{"name": "tapt", "config": config, "tasks": ["qi", "qc"], "folds": [-1], "seeds": [7, 8]},
+              {"name": "cv", "config": config, "tasks": ["qc", "qi"], "folds": "all", "init_from": "tapt",
+               "seeds": [42, 43, 44]}]
+    path = _write_pipeline(tmp_path, {"model_name_or_path": "unused"}, stages, data=BOTH_TASKS,
+                           submission={"stage": "cv"})
+    plan = run_recipe.main(["--pipeline", str(path), "--dry_run"])
+    out = tmp_path / "out"
+    commands = {step["step"]: step["command"] for step in plan}
+    assert [s for s in commands if s.startswith("cv qc")] == [f"cv qc fold{k}-seed{s}" for k in (0, 1)
+                                                              for s in (42, 43, 44)]
+
+    def flag(step, name):
+        return commands[step][commands[step].index(name) + 1]
+
+    step = "cv qc fold1-seed43"
+    assert (flag(step, "--seed"), flag(step, "--data_seed"), flag(step, "--fold")) == ("43", "42", "1")
+    assert flag(step, "--output_dir") == str(out / "cv" / "qc" / "fold1-seed43")
+    # TAPT: the other task's all-rows run of the same seed index, cycling over the earlier stage's seeds
+    assert flag(step, "--init_adapter") == str(out / "tapt" / "qi" / "foldall-seed8")
+    assert flag("cv qc fold1-seed44", "--init_adapter") == str(out / "tapt" / "qi" / "foldall-seed7")
+    assert flag("submission", "--adapters").split(",") == [
+        str(out / "cv" / "{task}" / f"fold{k}-seed{s}") for k in (0, 1) for s in (42, 43, 44)]
+
+    for seeds, message in (([42, 42], "a list of distinct integer seeds"), (42, "a list of distinct")):
+        stages = [{"name": "cv", "config": config, "tasks": ["qc"], "folds": "all", "seeds": seeds}]
+        path = _write_pipeline(tmp_path, {"model_name_or_path": "unused"}, stages, data=BOTH_TASKS)
+        with pytest.raises(ValueError, match=rf"stages\[0\].seeds: {message}"):
+            run_recipe.main(["--pipeline", str(path), "--dry_run"])
+    stages = [{"name": "cv", "config": config, "tasks": ["qc"], "folds": "all", "seeds": [1, 2], "args": {"seed": 3}}]
+    path = _write_pipeline(tmp_path, {"model_name_or_path": "unused"}, stages, data=BOTH_TASKS)
+    with pytest.raises(ValueError, match=r"stages\[0\]: 'seeds' and args.seed conflict"):
+        run_recipe.main(["--pipeline", str(path), "--dry_run"])
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # A tiny real run
 # ----------------------------------------------------------------------------------------------------------------
@@ -312,3 +349,26 @@ def test_tiny_multitask_pipeline_trains_one_model_and_submits_both_tasks(tmp_pat
         assert [json.loads(line)["id"] for line in open(submission / name)] == test_ids
         predictions = pd.read_parquet(submission / f"predictions_{task}.parquet")
         assert len([c for c in predictions.columns if c.startswith("probability_")]) == 1  # the one adapter
+
+
+def test_tiny_seeds_pipeline_submits_the_mean_of_both_seeds(tmp_path):
+    """Two seeds of fold 0 through the driver: two adapters scored, their OOF rows averaged (not refused)."""
+    stages = [{"name": "cv", "config": str(tmp_path / "tiny.yaml"), "tasks": ["qc"], "folds": "all", "seeds": [1, 2]}]
+    path = _write_pipeline(tmp_path, _tiny_config(tmp_path), stages,
+                           submission={"stage": "cv", "args": {"threshold_strategy": "global"}})
+    timings = run_recipe.main(["--pipeline", str(path), "--folds", "0"])
+    assert _status(timings) == {"folds qc": "done", "cv qc fold0-seed1": "done", "cv qc fold0-seed2": "done",
+                                "submission": "done"}
+    out = tmp_path / "out"
+    oof = [pd.read_parquet(out / "cv" / "qc" / f"fold0-seed{s}" / "oof_predictions.parquet") for s in (1, 2)]
+    assert oof[0]["id"].tolist() == oof[1]["id"].tolist()  # the same validation rows
+    assert not oof[0]["probability"].equals(oof[1]["probability"])  # another initialisation
+    predictions = pd.read_parquet(out / "submission" / "predictions_qc.parquet")
+    assert [c for c in predictions.columns if c.startswith("probability_")] == [
+        "probability_fold0-seed1", "probability_fold0-seed2"]
+    assert predictions["probability"].to_numpy() == pytest.approx(
+        predictions[["probability_fold0-seed1", "probability_fold0-seed2"]].mean(axis=1).to_numpy())
+    report = json.loads((out / "submission" / "thresholds_qc.json").read_text())
+    mean = (oof[0]["probability"] + oof[1]["probability"]) / 2
+    assert report["oof_rows"] == len(mean) and report["oof_auc"] == pytest.approx(
+        roc_auc_score(oof[0]["label"], mean))

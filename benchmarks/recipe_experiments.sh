@@ -126,7 +126,8 @@ for name in "$@"; do
           rank64) extra=(--lora_r 64 --lora_alpha 128) ;;  # 4x the recipe's LoRA rank, the same alpha / r
           lr*) extra=(--learning_rate "${rest#lr}") ;;  # another LoRA learning rate (recipe 2e-4), e.g. p3_qc_lr1e-4_f0
           l12) extra=(--num_hidden_layers 12) ;;  # the first 12 of the 18 layers instead of the recipe's 9
-          l12init43|l12init44) extra=(--num_hidden_layers 12 --seed "${rest#l12init}" --data_seed 42) ;;  # l12 under initN's seed
+          # l12 under initN's seed, the reference's rows
+          l12init43|l12init44) extra=(--num_hidden_layers 12 --seed "${rest#l12init}" --data_seed 42) ;;
           # TAPT (the winners' init): the other task's fold-0 reference adapter (LoRA + score head) as the start of
           # every fold; the tasks' folds are separate datasets, so no row leaks. Run p3_qi_ref_f0 / p3_qc_ref_f0 first.
           tapt) extra=(--init_adapter "$RUNS/p3_$([ "$task" = qi ] && echo qc || echo qi)_ref_f0") ;;

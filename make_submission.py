@@ -112,7 +112,8 @@ class ModelArguments:
         default=None,
         metadata={
             "help": "Comma-separated adapters: local folders written by run_relevance.py (shell-style globs "
-            "allowed, e.g. 'outputs/qc/fold*') or Hub ids. May contain '{task}'. Each must hold its own "
+            "allowed, e.g. 'outputs/qc/fold*') or Hub ids. May contain '{task}'; an item 'qi=PATH' is used for "
+            "task qi only (e.g. 'qc=outputs/qc/fold0,qi=outputs/qi/fold0-seed42'). Each must hold its own "
             "score head (LoRA modules_to_save)."
         },
     )
@@ -668,11 +669,17 @@ def oof_feature_scores(oof: pd.DataFrame, scores: dict, where: str) -> np.ndarra
 
 
 def expand_paths(spec: Optional[str], task: str) -> list:
-    """Comma-separated list with '{task}' substituted; local globs expanded (sorted), other items kept as is."""
+    """Comma-separated list with '{task}' substituted; local globs expanded (sorted), other items kept as is.
+    An item `qi=PATH` belongs to task qi only (per-task adapter sets in one call)."""
     if not spec:
         return []
     items = []
     for item in spec.split(","):
+        item_task, sep, rest = item.strip().partition("=")
+        if sep and item_task in ("qc", "qi"):
+            if item_task != task:
+                continue
+            item = rest
         item = item.strip().replace("{task}", task)
         if not item:
             continue
@@ -1138,7 +1145,7 @@ def main(argv=None):
     for task in tasks:
         # 3. Base model, loaded again only when this task's adapters need another one.
         settings, adapters, names = plan[task]["settings"], plan[task]["adapters"], plan[task]["names"]
-        key = (plan[task]["base"], settings["num_labels"], settings["pooling"])
+        key = (plan[task]["base"], settings["num_labels"], settings["pooling"], settings.get("num_hidden_layers"))
         if key != loaded_key:
             logger.info("Loading base model %s on %s, %d process(es)", key[0], state.device, state.num_processes)
             base_model = None  # free the previous one first

@@ -225,6 +225,14 @@ def test_per_language_thresholds_fall_back():
                              fitted["global"]]
 
 
+def test_adapter_items_with_a_task_prefix_belong_to_that_task_only(tmp_path):
+    for name in ("fold0", "fold1"):
+        (tmp_path / "qc" / name).mkdir(parents=True)
+    spec = f"qc={tmp_path}/qc/fold*, qi=org/run-qi-fold0-seed42,org/shared-{{task}}"
+    assert ms.expand_paths(spec, "qc") == [f"{tmp_path}/qc/fold0", f"{tmp_path}/qc/fold1", "org/shared-qc"]
+    assert ms.expand_paths(spec, "qi") == ["org/run-qi-fold0-seed42", "org/shared-qi"]
+
+
 def test_cross_fitting_evaluates_on_held_out_folds():
     # Fold 0 separates at 0.85, fold 1 at 0.55: thresholds fitted on one fold misjudge the other.
     probability = [0.9, 0.8] * 10 + [0.6, 0.5] * 10

@@ -163,11 +163,25 @@ def load_pipeline(path: str) -> dict:
             _fail(path, f"{where}: 'seeds' and args.seed conflict; give the seeds in 'seeds' only")
         names.append(stage["name"])
     submission = pipe.get("submission")
-    if submission is not None and submission.get("stage") not in names:
-        _fail(path, f"submission.stage: {submission.get('stage')!r} is not a stage ({names})")
+    if submission is not None:
+        trained_by = {}  # task -> the submission stage that trains it
+        for stage_name in submission_stages(submission):
+            if stage_name not in names:
+                _fail(path, f"submission.stage: {stage_name!r} is not a stage ({names})")
+            for task in next(s for s in pipe["stages"] if s["name"] == stage_name)["tasks"]:
+                if task in trained_by:
+                    _fail(path, f"submission.stage: task {task!r} is trained by stages {trained_by[task]!r} and "
+                          f"{stage_name!r}; list one stage per task")
+                trained_by[task] = stage_name
     if not os.path.isfile(resolve(pipe["accelerate_config"])):
         _fail(path, f"accelerate_config: {pipe['accelerate_config']} not found")
     return pipe
+
+
+def submission_stages(submission: dict) -> list:
+    """`stage: cv` or, for per-task settings, one stage per task: `stage: [cv_qc, cv_qi]`."""
+    stage = submission.get("stage")
+    return list(stage) if isinstance(stage, list) else [stage]
 
 
 def resolve(path: str) -> str:
@@ -366,23 +380,29 @@ def main(argv=None) -> list:
                         step.skip_reason = f"adapter in {run_dir}"
             steps.append(step)
 
-    # 4. Submission: the fold ensemble of one stage, thresholds tuned on its OOF predictions ---------------------
+    # 4. Submission: the fold ensemble of one stage (or one stage per task), thresholds tuned on its OOF rows -----
     submission = pipe.get("submission")
     if submission and not args.skip_submission:
-        stage = next(s for s in pipe["stages"] if s["name"] == submission["stage"])
-        folds = [k for k in (cv_folds if stage["folds"] == "all" else stage["folds"]) if k >= 0]
-        if not folds:
-            raise ValueError(f"{args.pipeline}: submission.stage {stage['name']} has no CV fold (only -1)")
-        # make_submission.py replaces {task} in every path, so one call scores both tasks and writes submit.zip;
-        # a multitask stage's adapters serve both tasks.
-        # With seeds, every fold's seeds: their OOF rows are averaged like the test rows.
-        run_name = "-".join(stage["tasks"]) if stage.get("multitask") else "{task}"
-        runs = [run_folder(k, seed) for k in folds for seed in stage.get("seeds") or [None]]
-        if namespace:
-            fold_adapters = [f"{namespace}/{name}-{stage['name']}-{run_name}-{run}" for run in runs]
-        else:
-            fold_adapters = [os.path.join(out, stage["name"], run_name, run) for run in runs]
-        cmd = [*inference_launcher, resolve("make_submission.py"), "--task", ",".join(stage["tasks"]),
+        stages = [next(s for s in pipe["stages"] if s["name"] == n) for n in submission_stages(submission)]
+        submit_tasks, fold_adapters = [], []
+        for stage in stages:
+            folds = [k for k in (cv_folds if stage["folds"] == "all" else stage["folds"]) if k >= 0]
+            if not folds:
+                raise ValueError(f"{args.pipeline}: submission.stage {stage['name']} has no CV fold (only -1)")
+            # make_submission.py replaces {task} in every path, so one call scores both tasks and writes
+            # submit.zip; a multitask stage's adapters serve both tasks. With seeds, every fold's seeds: their OOF
+            # rows are averaged like the test rows. One stage per task: 'qc=PATH' items, each task its own set.
+            run_name = "-".join(stage["tasks"]) if stage.get("multitask") else "{task}"
+            runs = [run_folder(k, seed) for k in folds for seed in stage.get("seeds") or [None]]
+            if namespace:
+                paths = [f"{namespace}/{name}-{stage['name']}-{run_name}-{run}" for run in runs]
+            else:
+                paths = [os.path.join(out, stage["name"], run_name, run) for run in runs]
+            if len(stages) > 1:
+                paths = [f"{task}={p.replace('{task}', task)}" for task in stage["tasks"] for p in paths]
+            submit_tasks += stage["tasks"]
+            fold_adapters += paths
+        cmd = [*inference_launcher, resolve("make_submission.py"), "--task", ",".join(submit_tasks),
                "--dataset_name", dataset_template, "--adapters", ",".join(fold_adapters),
                "--output_dir", os.path.join(out, "submission"), *to_cli(submission.get("args"))]
         steps.append(Step("submission", cmd, kind="submission"))

@@ -87,7 +87,16 @@ def test_pipeline_plans(pipeline, tmp_path):
     submission = [step for step in plan if step["step"] == "submission"]
     assert len(submission) == 1
     adapters = submission[0]["command"][submission[0]["command"].index("--adapters") + 1].split(",")
-    assert len(adapters) == num_folds and all("{task}" in a for a in adapters)
+    submit_stages = [s for s in pipe["stages"] if s["name"] in run_recipe.submission_stages(pipe["submission"])]
+    if len(submit_stages) == 1:  # one '{task}' path per fold (and seed)
+        assert len(adapters) == num_folds * len(submit_stages[0].get("seeds") or [0])
+        assert all("{task}" in a for a in adapters)
+    else:  # 'qc=PATH' items: each task's folds (and seeds) from its own stage
+        for stage in submit_stages:
+            for task in stage["tasks"]:
+                mine = [a for a in adapters if a.startswith(f"{task}=")]
+                assert len(mine) == num_folds * len(stage.get("seeds") or [0])
+                assert all(f"/{stage['name']}/{task}/fold" in a for a in mine)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -297,6 +306,32 @@ def test_seeds_plan_one_run_per_seed_on_the_first_seeds_rows_and_submit_them_all
         run_recipe.main(["--pipeline", str(path), "--dry_run"])
 
 
+def test_one_submission_stage_per_task(tmp_path):
+    """submission.stage as a list: each task's adapters from the stage that trains it, as 'task=PATH' items."""
+    config = str(tmp_path / "tiny.yaml")
+    stages = [{"name": "cv_qc", "config": config, "tasks": ["qc"], "folds": "all"},
+              {"name": "cv_qi", "config": config, "tasks": ["qi"], "folds": "all", "seeds": [42, 43],
+               "args": {"num_hidden_layers": 12}}]
+    path = _write_pipeline(tmp_path, {"model_name_or_path": "unused"}, stages, data=BOTH_TASKS,
+                           submission={"stage": ["cv_qc", "cv_qi"]})
+    plan = run_recipe.main(["--pipeline", str(path), "--dry_run"])
+    out = tmp_path / "out"
+    command = next(step["command"] for step in plan if step["step"] == "submission")
+    assert command[command.index("--task") + 1] == "qc,qi"
+    assert command[command.index("--adapters") + 1].split(",") == (
+        [f"qc={out}/cv_qc/qc/fold{k}" for k in (0, 1)]
+        + [f"qi={out}/cv_qi/qi/fold{k}-seed{s}" for k in (0, 1) for s in (42, 43)])
+
+    for submit, message in ((["cv_qc", "cv"], r"submission.stage: 'cv' is not a stage"),
+                            (["cv_qc", "cv_both"], r"submission.stage: task 'qc' is trained by stages 'cv_qc' and "
+                                                   r"'cv_both'; list one stage per task")):
+        path = _write_pipeline(tmp_path, {"model_name_or_path": "unused"},
+                               stages + [{"name": "cv_both", "config": config, "tasks": ["qc", "qi"],
+                                          "folds": "all"}], data=BOTH_TASKS, submission={"stage": submit})
+        with pytest.raises(ValueError, match=message):
+            run_recipe.main(["--pipeline", str(path), "--dry_run"])
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # A tiny real run
 # ----------------------------------------------------------------------------------------------------------------
@@ -372,3 +407,36 @@ def test_tiny_seeds_pipeline_submits_the_mean_of_both_seeds(tmp_path):
     mean = (oof[0]["probability"] + oof[1]["probability"]) / 2
     assert report["oof_rows"] == len(mean) and report["oof_auc"] == pytest.approx(
         roc_auc_score(oof[0]["label"], mean))
+
+
+def test_tiny_per_task_stages_of_different_depth_submit_as_each_task_alone(tmp_path):
+    """QC on the whole tiny model, QI on its first layer with two seeds, submitted by one make_submission.py call:
+    each task is scored on its own depth (the QI scores equal a QI-only call's), every test id once."""
+    config = str(tmp_path / "tiny.yaml")
+    stages = [{"name": "cv_qc", "config": config, "tasks": ["qc"], "folds": "all"},
+              {"name": "cv_qi", "config": config, "tasks": ["qi"], "folds": "all", "seeds": [1, 2],
+               "args": {"num_hidden_layers": 1}}]
+    path = _write_pipeline(tmp_path, _tiny_config(tmp_path), stages, data=BOTH_TASKS,
+                           submission={"stage": ["cv_qc", "cv_qi"], "args": {"threshold_strategy": "fixed"}})
+    timings = run_recipe.main(["--pipeline", str(path), "--folds", "0"])
+    assert _status(timings) == {"folds qc": "done", "folds qi": "done", "cv_qc qc fold0": "done",
+                                "cv_qi qi fold0-seed1": "done", "cv_qi qi fold0-seed2": "done", "submission": "done"}
+    out = tmp_path / "out"
+    assert json.loads((out / "cv_qi" / "qi" / "fold0-seed1" / "relevance_config.json").read_text())[
+        "num_hidden_layers"] == 1
+    joint = {task: pd.read_parquet(out / "submission" / f"predictions_{task}.parquet") for task in ("qc", "qi")}
+    assert [c for c in joint["qc"].columns if c.startswith("probability_")] == ["probability_fold0"]
+    assert [c for c in joint["qi"].columns if c.startswith("probability_")] == [
+        "probability_fold0-seed1", "probability_fold0-seed2"]
+    for task in ("qc", "qi"):
+        test_ids = [json.loads(line)["id"] for line in open(REPO / "data" / "sample" / f"test_{task.upper()}.jsonl")]
+        assert joint[task]["id"].astype(str).tolist() == [str(i) for i in test_ids]
+
+    import make_submission
+
+    alone = tmp_path / "qi_alone"
+    make_submission.main(["--task", "qi", "--dataset_name", str(out / "data" / "folds_qi"), "--adapters",
+                          f"{out}/cv_qi/qi/fold0-seed1,{out}/cv_qi/qi/fold0-seed2", "--output_dir", str(alone),
+                          "--threshold_strategy", "fixed"])
+    assert joint["qi"]["probability"].to_numpy() == pytest.approx(
+        pd.read_parquet(alone / "predictions_qi.parquet")["probability"].to_numpy(), abs=1e-6)

@@ -280,3 +280,24 @@ def test_group_features_compare_each_pair_with_its_querys_other_pairs():
     assert out["trigram_coverage_rank"].iloc[2] < out["trigram_coverage_rank"].iloc[0]
     assert out.loc[3, "trigram_jaccard_minus_mean"] == 0.0
     assert list(out.columns[: len(base.columns)]) == list(base.columns)  # the features model's columns, then these
+
+
+def test_fresh_rows_are_the_rows_of_the_fold_that_no_run_scored(tmp_path):
+    import datasets
+
+    from benchmarks import fresh_rows
+
+    train = datasets.Dataset.from_dict({"id": [str(i) for i in range(10)], "fold": [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]})
+
+    def run(name, ids):
+        (tmp_path / name).mkdir()
+        pd.DataFrame({"id": ids, "probability": 0.5}).to_parquet(tmp_path / name / "oof_predictions.parquet")
+        return str(tmp_path / name)
+
+    runs = [run("a", ["0", "3"]), run("b", ["3", "0"])]
+    options = SimpleNamespace(max_rows=None, seed=0)
+    assert fresh_rows.fresh_split(train, runs, 0, options)["id"] == ["1", "2", "4"]
+    subset = fresh_rows.fresh_split(train, runs, 0, SimpleNamespace(max_rows=2, seed=0))["id"]
+    assert len(subset) == 2 and set(subset) < {"1", "2", "4"}
+    with pytest.raises(SystemExit, match="scored different rows"):
+        fresh_rows.fresh_split(train, runs + [run("c", ["0"])], 0, options)

@@ -132,6 +132,8 @@ for name in "$@"; do
           # every fold; the tasks' folds are separate datasets, so no row leaks. Run p3_qi_ref_f0 / p3_qc_ref_f0 first.
           tapt) extra=(--init_adapter "$RUNS/p3_$([ "$task" = qi ] && echo qc || echo qi)_ref_f0") ;;
           rows16k) rows=(--max_train_samples 16000 --max_eval_samples 2000) ;;  # QI: twice the reference's rows (a superset), same validation rows
+          # QI: 12 layers on three times the reference's rows (a superset), one seed: the training time of l12 x 3 seeds
+          l12rows24k) extra=(--num_hidden_layers 12); rows=(--max_train_samples 24000 --max_eval_samples 2000) ;;
           *) echo "unknown phase-3 arm $rest" >&2; exit 2 ;;
         esac
         run "$name" --config recipes/gemma3-270m.yaml --dataset_name "$data" --task "$task" --fold "$fold" \

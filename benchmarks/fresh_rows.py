@@ -13,6 +13,10 @@ thresholds chosen on the runs' own OOF rows), and writes each run's fresh-row pr
         --arms ref,l12 --folds 0 --output_dir outputs/fresh_qi     # one fold per process: two side by side
     python benchmarks/phase3.py --task qi --dataset_name outputs/folds_qi_dev --runs_dir outputs/fresh_qi/runs \
         --arms ref,l12 --output_file outputs/fresh_qi/phase3_fresh.md
+    # the submission protocol on the fresh rows: each make_submission.py call's ensemble and thresholds (chosen on
+    # its runs' OOF rows), F1 pooled over the folds against all-positive
+    python benchmarks/fresh_rows.py --task qi --dataset_name outputs/folds_qi_dev --arms ref,l12 --folds 0,1 \
+        --output_dir outputs/fresh_qi --summary true
 
 Fresh rows share queries with the fold's scored rows (the subset is drawn by row), never with training rows.
 """
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import datasets
+import numpy as np
 import pandas as pd
 from transformers import HfArgumentParser
 
@@ -50,8 +55,14 @@ class FreshRowsArguments:
     folds: str = field(default="0,1", metadata={"help": "Comma-separated validation folds to score."})
     output_dir: str = field(default="outputs/fresh", metadata={"help": "Datasets, make_submission outputs, runs/."})
     max_rows: Optional[int] = field(default=None, metadata={"help": "Seeded subset of each fold's fresh rows."})
-    seed: int = field(default=42, metadata={"help": "Seed of the --max_rows subset."})
+    seed: int = field(default=42, metadata={"help": "Seed of the --max_rows subset and of the bootstrap."})
     python: str = field(default=sys.executable, metadata={"help": "Interpreter that runs make_submission.py."})
+    summary: bool = field(
+        default=False,
+        metadata={"help": "Score nothing: read the folds' make_submission.py outputs in --output_dir and write "
+                  "submission_protocol.md (each call's submitted F1 on the fresh rows against all-positive)."},
+    )
+    bootstrap: int = field(default=2000, metadata={"help": "Paired bootstrap resamples of --summary."})
 
     def __post_init__(self):
         if self.task not in ("qc", "qi"):
@@ -72,8 +83,48 @@ def fresh_split(train: datasets.Dataset, runs: list, fold: int, args) -> dataset
     return fresh
 
 
+def summary(args) -> None:
+    """Each make_submission.py call (a group of runs, one per fold) as a submission: its predictions on the fresh
+    rows, pooled over the folds, F1 against all-positive with a paired bootstrap interval over the rows."""
+    from benchmarks.phase3 import fast_f1, paired_bootstrap
+    from sklearn.metrics import roc_auc_score
+
+    groups = {}  # arms of the call -> [(fold, predictions with labels, thresholds report)]
+    for fold in (int(k) for k in args.folds.split(",")):
+        labels = load_folded_dataset(os.path.join(args.output_dir, f"data_f{fold}"))["test"]
+        labels = dict(zip((str(i) for i in labels["id"]), labels["label"]))
+        for score_dir in sorted(d for d in os.listdir(args.output_dir) if d.startswith(f"score_f{fold}_")):
+            report = json.load(open(os.path.join(args.output_dir, score_dir, f"thresholds_{args.task}.json")))
+            frame = pd.read_parquet(os.path.join(args.output_dir, score_dir, f"predictions_{args.task}.parquet"))
+            frame["label"] = [labels[str(i)] for i in frame["id"]]
+            arms = "+".join(os.path.basename(a).removeprefix(f"p3_{args.task}_").removesuffix(f"_f{fold}")
+                            for a in report["adapters"])
+            groups.setdefault(arms, []).append((fold, frame, report))
+    lines = [f"Task {args.task.upper()}, fresh rows of folds {args.folds}: each make_submission.py call's mean of its "
+             "runs and its thresholds (chosen on the runs' OOF rows, strategy auto), applied to rows no run was "
+             f"scored on; 95 % paired bootstrap over the rows ({args.bootstrap} resamples).", "",
+             "| runs (mean) | rows | AUC (per fold) | strategy per fold | F1 | all-pos F1 | F1 - all-pos [95 %] |",
+             "|---|---|---|---|---|---|---|"]
+    for arms, parts in groups.items():
+        frame = pd.concat([p[1] for p in parts], ignore_index=True)
+        y, submitted = frame["label"].to_numpy(), frame["prediction"].to_numpy()
+        ones = np.ones_like(y)
+        ci = paired_bootstrap(y, ones, submitted, fast_f1, args.bootstrap, args.seed)
+        per_fold = ", ".join(f"{roc_auc_score(p[1]['label'], p[1]['probability']):.3f}" for p in parts)
+        strategies = ", ".join(str(p[2]["strategy"]) for p in parts)
+        f1, all_pos = fast_f1(y, submitted), fast_f1(y, ones)
+        lines.append(f"| {arms} | {len(y)} | {roc_auc_score(y, frame['probability']):.3f} ({per_fold}) | "
+                     f"{strategies} | {f1:.3f} | {all_pos:.3f} | {f1 - all_pos:+.3f} {ci} |")
+    path = os.path.join(args.output_dir, "submission_protocol.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines) + f"\n(written to {path})")
+
+
 def main():
     (args,) = HfArgumentParser(FreshRowsArguments).parse_args_into_dataclasses()
+    if args.summary:
+        return summary(args)
     train = load_folded_dataset(args.dataset_name)["train"]
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     for fold in (int(k) for k in args.folds.split(",")):

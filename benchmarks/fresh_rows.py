@@ -86,6 +86,7 @@ def fresh_split(train: datasets.Dataset, runs: list, fold: int, args) -> dataset
 def summary(args) -> None:
     """Each make_submission.py call (a group of runs, one per fold) as a submission: its predictions on the fresh
     rows, pooled over the folds, F1 against all-positive with a paired bootstrap interval over the rows."""
+    import make_submission as ms
     from benchmarks.phase3 import fast_f1, paired_bootstrap
     from sklearn.metrics import roc_auc_score
 
@@ -100,21 +101,30 @@ def summary(args) -> None:
             arms = "+".join(os.path.basename(a).removeprefix(f"p3_{args.task}_").removesuffix(f"_f{fold}")
                             for a in report["adapters"])
             groups.setdefault(arms, []).append((fold, frame, report))
-    lines = [f"Task {args.task.upper()}, fresh rows of folds {args.folds}: each make_submission.py call's mean of its "
-             "runs and its thresholds (chosen on the runs' OOF rows, strategy auto), applied to rows no run was "
-             f"scored on; 95 % paired bootstrap over the rows ({args.bootstrap} resamples).", "",
-             "| runs (mean) | rows | AUC (per fold) | strategy per fold | F1 | all-pos F1 | F1 - all-pos [95 %] |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [f"Task {args.task.upper()}, fresh rows of folds {args.folds}: the mean of each group of runs, its "
+             "thresholds chosen by make_submission.py (strategy auto) on OOF rows, applied to rows no run was scored "
+             "on. 'own fold': each fold's call as run, thresholds from that fold's OOF rows; 'all folds': thresholds "
+             "from every fold's OOF rows pooled, as a pipeline's submission chooses them. 95 % paired bootstrap over "
+             f"the rows ({args.bootstrap} resamples).", "",
+             "| runs (mean) | rows | AUC (per fold) | thresholds from | strategy | F1 | all-pos F1 | F1 - all-pos [95 %] |",
+             "|---|---|---|---|---|---|---|---|"]
     for arms, parts in groups.items():
         frame = pd.concat([p[1] for p in parts], ignore_index=True)
-        y, submitted = frame["label"].to_numpy(), frame["prediction"].to_numpy()
-        ones = np.ones_like(y)
-        ci = paired_bootstrap(y, ones, submitted, fast_f1, args.bootstrap, args.seed)
+        y, ones = frame["label"].to_numpy(), np.ones(len(frame), dtype=int)
         per_fold = ", ".join(f"{roc_auc_score(p[1]['label'], p[1]['probability']):.3f}" for p in parts)
-        strategies = ", ".join(str(p[2]["strategy"]) for p in parts)
-        f1, all_pos = fast_f1(y, submitted), fast_f1(y, ones)
-        lines.append(f"| {arms} | {len(y)} | {roc_auc_score(y, frame['probability']):.3f} ({per_fold}) | "
-                     f"{strategies} | {f1:.3f} | {all_pos:.3f} | {f1 - all_pos:+.3f} {ci} |")
+        auc = f"{roc_auc_score(y, frame['probability']):.3f} ({per_fold})"
+        # Every fold's OOF rows pooled (seeds of a fold averaged row by row), one choice for all fresh rows.
+        oof_files = [os.path.join(a, ms.OOF_FILE) for p in parts for a in p[2]["adapters"]]
+        report = ms.choose_thresholds(ms.read_oof_predictions(oof_files, args.task), ms.PredictionArguments())
+        pooled = (frame["probability"].to_numpy() >= ms.row_thresholds(
+            frame["language"].to_numpy(), report, report["strategy"], 0.5)).astype(int)
+        for source, strategy, submitted in (
+                ("own fold", ", ".join(str(p[2]["strategy"]) for p in parts), frame["prediction"].to_numpy()),
+                (f"all folds ({report['oof_rows']} rows)", report["strategy"], pooled)):
+            ci = paired_bootstrap(y, ones, submitted, fast_f1, args.bootstrap, args.seed)
+            f1, all_pos = fast_f1(y, submitted), fast_f1(y, ones)
+            lines.append(f"| {arms} | {len(y)} | {auc} | {source} | {strategy} | {f1:.3f} | {all_pos:.3f} | "
+                         f"{f1 - all_pos:+.3f} {ci} |")
     path = os.path.join(args.output_dir, "submission_protocol.md")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -144,16 +144,19 @@ def main():
         if missing:
             raise SystemExit(f"no finished run (no {OOF_FILE}) in {missing}")
         data_dir = os.path.join(args.output_dir, f"data_f{fold}")
-        datasets.DatasetDict({"train": train, "test": fresh_split(train, list(runs.values()), fold, args)}) \
-            .save_to_disk(data_dir)
+        fresh = fresh_split(train, list(runs.values()), fold, args)
+        if not os.path.isdir(data_dir):
+            datasets.DatasetDict({"train": train, "test": fresh}).save_to_disk(data_dir)
+        elif sorted(map(str, load_folded_dataset(data_dir)["test"]["id"])) != sorted(map(str, fresh["id"])):
+            raise SystemExit(f"{data_dir} holds other fresh rows than these arms': use another --output_dir")
 
         # 2. make_submission.py once per group of runs on the same base model (e.g. 9 and 12 layers).
         groups = {}
         for arm, run in runs.items():
             settings = mr.read_settings(run)
             groups.setdefault(tuple(str(settings.get(k)) for k in mr.SHARED_SETTINGS), []).append(arm)
-        for i, members in enumerate(groups.values()):
-            score_dir = os.path.join(args.output_dir, f"score_f{fold}_{i}")
+        for members in groups.values():  # named after the runs: a later call with other arms adds, never replaces
+            score_dir = os.path.join(args.output_dir, f"score_f{fold}_{'+'.join(members)}")
             cmd = [args.python, os.path.join(REPO_ROOT, "make_submission.py"), "--task", args.task,
                    "--dataset_name", data_dir, "--split", "test", "--write_submission", "false",
                    "--adapters", ",".join(runs[a] for a in members), "--output_dir", score_dir]

@@ -157,12 +157,15 @@ def main():
             groups.setdefault(tuple(str(settings.get(k)) for k in mr.SHARED_SETTINGS), []).append(arm)
         for members in groups.values():  # named after the runs: a later call with other arms adds, never replaces
             score_dir = os.path.join(args.output_dir, f"score_f{fold}_{'+'.join(members)}")
-            cmd = [args.python, os.path.join(REPO_ROOT, "make_submission.py"), "--task", args.task,
-                   "--dataset_name", data_dir, "--split", "test", "--write_submission", "false",
-                   "--adapters", ",".join(runs[a] for a in members), "--output_dir", score_dir]
-            print("==", shlex.join(cmd), flush=True)
+            flags = ["--task", args.task, "--dataset_name", data_dir, "--split", "test", "--write_submission",
+                     "false", "--adapters", ",".join(runs[a] for a in members), "--output_dir", score_dir]
+            shown = ["python", "make_submission.py", *flags]  # the record: no interpreter or home path
+            print("==", shlex.join(shown), flush=True)
             start = time.time()
-            subprocess.run(cmd, check=True, cwd=REPO_ROOT)
+            # From the repository root, as the runs were trained (their base model path may be relative to it).
+            absolute = [os.path.abspath(f) if f in (data_dir, score_dir) else f for f in flags]
+            absolute[absolute.index("--adapters") + 1] = ",".join(os.path.abspath(runs[a]) for a in members)
+            subprocess.run([args.python, "make_submission.py", *absolute], check=True, cwd=REPO_ROOT)
             seconds = round(time.time() - start)
 
             # 3. Each run's column as a phase-3 run folder: the run's files, its fresh rows as OOF rows.
@@ -179,7 +182,7 @@ def main():
                         shutil.copy(os.path.join(runs[arm], name), out)
                 rows.assign(probability=predictions[column].to_numpy()).to_parquet(os.path.join(out, OOF_FILE))
                 with open(os.path.join(out, "fresh_rows.json"), "w") as f:
-                    json.dump({"scored_by": cmd, "seconds_for_group": seconds, "rows": len(rows)}, f, indent=2)
+                    json.dump({"scored_by": shlex.join(shown), "seconds_for_group": seconds, "rows": len(rows)}, f, indent=2)
     print(f"done: phase-3 run folders in {os.path.join(args.output_dir, 'runs')}")
 
 

@@ -989,6 +989,9 @@ def plan_adapters(task: str, model_args: ModelArguments) -> dict:
     for adapter in adapters:
         check_adapter_head(adapter, settings["num_labels"])
     base = model_args.model_name_or_path or settings["base_model_name_or_path"]
+    if not model_args.model_name_or_path and mr._neither_folder_nor_hub_id(base):
+        raise UserError(f"base model {base} ({adapters[0]}'s relevance_config.json) is no folder here: run from the "
+                        "directory the adapters were trained in, or pass --model_name_or_path")
     logger.info("Task %s: %d adapter(s) on %s (template %s, max_length %s)", task, len(adapters), base,
                 settings["template"], settings["max_length"])
     return {"adapters": adapters, "names": adapter_names(adapters), "settings": settings, "base": base}

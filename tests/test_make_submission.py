@@ -479,3 +479,17 @@ def test_adapters_that_disagree_on_a_shared_setting_are_refused(tmp_path):
     with pytest.raises(mr.UserError, match=r"tasks=\['qc'\]"):
         mr.check_shared_settings([a, d], [{**base}, {**base, "tasks": ["qc"]}])
     mr.check_shared_settings([a, c], [base, {**base, "base_model_name_or_path": "n"}], skip=("base_model_name_or_path",))
+
+
+def test_a_relative_base_model_path_that_is_no_folder_here_is_one_clear_error(tiny, tmp_path):
+    import shutil
+
+    adapter = tmp_path / "fold0"
+    shutil.copytree(tiny["adapters_qc"][0], adapter)
+    settings = json.loads((adapter / mr.SETTINGS_NAME).read_text())
+    (adapter / mr.SETTINGS_NAME).write_text(json.dumps({**settings, "base_model_name_or_path": ".cache/no/model"}))
+    with pytest.raises(mr.UserError, match=r"base model .cache/no/model .* run from the directory the adapters were "
+                                           r"trained in, or pass --model_name_or_path"):
+        ms.plan_adapters("qc", ms.ModelArguments(adapters=str(adapter)))
+    plan = ms.plan_adapters("qc", ms.ModelArguments(adapters=str(adapter), model_name_or_path=tiny["base"]))
+    assert plan["base"] == tiny["base"]

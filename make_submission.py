@@ -676,7 +676,7 @@ def expand_paths(spec: Optional[str], task: str) -> list:
     items = []
     for item in spec.split(","):
         item_task, sep, rest = item.strip().partition("=")
-        if sep and item_task in ("qc", "qi"):
+        if sep and item_task in mr.TASKS:
             if item_task != task:
                 continue
             item = rest

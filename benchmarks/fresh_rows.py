@@ -187,8 +187,10 @@ def main():
 
 
 def run_columns(predictions: pd.DataFrame, members: list, runs: dict) -> list:
-    """The probability column of each run in make_submission.py's predictions file (named after the folder)."""
-    columns = [f"probability_{os.path.basename(runs[a])}" for a in members]
+    """The probability column of each run in make_submission.py's predictions file."""
+    import make_submission as ms
+
+    columns = [f"probability_{name}" for name in ms.adapter_names([runs[a] for a in members])]
     absent = [c for c in columns if c not in predictions.columns]
     if absent:
         raise SystemExit(f"columns {absent} not in the predictions ({list(predictions.columns)})")

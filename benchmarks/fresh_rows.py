@@ -65,8 +65,8 @@ class FreshRowsArguments:
     bootstrap: int = field(default=2000, metadata={"help": "Paired bootstrap resamples of --summary."})
 
     def __post_init__(self):
-        if self.task not in ("qc", "qi"):
-            raise SystemExit(f"--task: qc or qi, got {self.task!r}")
+        if self.task not in mr.TASKS:
+            raise SystemExit(f"--task: one of {mr.TASKS}, got {self.task!r}")
 
 
 def fresh_split(train: datasets.Dataset, runs: list, fold: int, args) -> datasets.Dataset:
@@ -115,9 +115,10 @@ def summary(args) -> None:
         auc = f"{roc_auc_score(y, frame['probability']):.3f} ({per_fold})"
         # Every fold's OOF rows pooled (seeds of a fold averaged row by row), one choice for all fresh rows.
         oof_files = [os.path.join(a, ms.OOF_FILE) for p in parts for a in p[2]["adapters"]]
-        report = ms.choose_thresholds(ms.read_oof_predictions(oof_files, args.task), ms.PredictionArguments())
+        defaults = ms.PredictionArguments()  # make_submission.py's own defaults: strategy auto, fixed threshold
+        report = ms.choose_thresholds(ms.read_oof_predictions(oof_files, args.task), defaults)
         pooled = (frame["probability"].to_numpy() >= ms.row_thresholds(
-            frame["language"].to_numpy(), report, report["strategy"], 0.5)).astype(int)
+            frame["language"].to_numpy(), report, report["strategy"], defaults.threshold)).astype(int)
         for source, strategy, submitted in (
                 ("own fold", ", ".join(str(p[2]["strategy"]) for p in parts), frame["prediction"].to_numpy()),
                 (f"all folds ({report['oof_rows']} rows)", report["strategy"], pooled)):

@@ -11,6 +11,9 @@
 # and, for the translate arms, the QC folds with query_en from the embedded model (about 52 min at one thread):
 #   python run_translate.py --model_name_or_path .cache/models/gemma-3-270m --dataset_name outputs/folds_qc_dev \
 #       --output_dir outputs/folds_qc_dev_en --prefix_cache --cache_file outputs/translate/qc_dev_cache.sqlite
+# and, for the unseen* arms, copies of the folds with some languages held out of training (see that script):
+#   python benchmarks/unseen_languages.py --dataset_name outputs/folds_qc_dev --languages fr,ja \
+#       --output_dir outputs/folds_qc_dev_unseenfrja     # (and _en_unseenfrja from outputs/folds_qc_dev_en)
 # Sized for a shared 2-core CPU: 480 training rows, 60 steps of 8, 300 validation rows, one thread.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -120,6 +123,11 @@ for name in "$@"; do
           # (the same folds with a query_en column: outputs/folds_qc_dev_en, made as the header says)
           translate) data=${data}_en; extra=(--use_translation true) ;;
           translate43) data=${data}_en; extra=(--use_translation true --seed 43) ;;  # against seed43
+          # languages never trained on: the folds with every row of those languages out of every fold's training
+          # rows (benchmarks/unseen_languages.py writes outputs/folds_qc_dev_unseenfrja and the _en_ copy); they are
+          # still scored in their own validation fold. translateunseen*: the same with query - query_en.
+          unseen*) data=${data}_${rest} ;;
+          translateunseen*) data=${data}_en_${rest#translate}; extra=(--use_translation true) ;;
           seed43|seed44) extra=(--seed "${rest#seed}") ;;  # the reference under another seed: run-to-run variation
           # another seed on the reference's rows (QI draws its 8,000 / 2,000 rows with the seed): pairable with ref
           init43|init44) extra=(--seed "${rest#init}" --data_seed 42) ;;

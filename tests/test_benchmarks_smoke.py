@@ -301,3 +301,53 @@ def test_fresh_rows_are_the_rows_of_the_fold_that_no_run_scored(tmp_path):
     assert len(subset) == 2 and set(subset) < {"1", "2", "4"}
     with pytest.raises(SystemExit, match="scored different rows"):
         fresh_rows.fresh_split(train, runs + [run("c", ["0"])], 0, options)
+
+
+def test_unseen_languages_are_never_trained_on_and_still_scored(tmp_path):
+    """benchmarks/unseen_languages.py: whichever fold validates, no training row is in a held-out language, and the
+    held-out languages' rows of that fold are still validation rows; --compose takes each held-out language's rows
+    from the run that held it out."""
+    import json
+
+    from benchmarks import unseen_languages as ul
+
+    folded = make_tiny_folded_dataset(tmp_path / "qc", task="qc", num_rows=60, num_folds=3)
+    held = ul.main(ul.Arguments(output_dir=str(tmp_path / "unseen_en"), dataset_name=folded, languages="en"))
+    assert held["rows_held_out"] > 0
+    script = SimpleNamespace(dataset_name=[str(tmp_path / "unseen_en")], dataset_split="train",
+                             use_translation=None, hierarchy_ancestors=0, max_train_samples=None,
+                             max_eval_samples=None, fold=0)
+    original = SimpleNamespace(**{**vars(script), "dataset_name": [folded]})
+    for fold in (0, 1, 2):
+        script.fold = original.fold = fold
+        train, validation, _ = rr.load_task_datasets(script, ["qc"], seed=0)
+        train_all, validation_all, _ = rr.load_task_datasets(original, ["qc"], seed=0)
+        assert "en" not in set(train["language"]) and "en" in set(train_all["language"])
+        assert set(train["id"]) == {i for i, lang in zip(train_all["id"], train_all["language"]) if lang != "en"}
+        assert validation["id"] == validation_all["id"] and "en" in set(validation["language"])
+
+    # Two runs per arm, each holding one language out; the composite takes each language from its own run.
+    languages = sorted(set(train_all["language"]))[:2]
+    runs = tmp_path / "runs"
+    for lang in languages:
+        data = ul.main(ul.Arguments(output_dir=str(tmp_path / f"unseen_{lang}"), dataset_name=folded, languages=lang))
+        assert data["languages_held_out"] == [lang]
+        for fold in (0, 1):
+            run = runs / f"p3_qc_unseen{lang}_f{fold}"
+            run.mkdir(parents=True)
+            (run / "relevance_config.json").write_text(json.dumps({"dataset_name": [str(tmp_path / f"unseen_{lang}")]}))
+            (run / "metrics.json").write_text("{}")
+            rows = pd.DataFrame({"id": ["1", "2", "3"], "language": [languages[0], languages[1], "zz"],
+                                 "fold": fold, "label": 1, "probability": 0.1 if lang == languages[0] else 0.9})
+            rows.to_parquet(run / "oof_predictions.parquet")
+    # A one-run arm (here standing for the reference) scores the same rows: every language some member held out.
+    arms = "+".join(f"unseen{lang}" for lang in languages)
+    ul.compose(ul.Arguments(output_dir=str(tmp_path / "out"), compose=f"{arms},unseen{languages[1]}",
+                            names="unseen,ref", runs_dir=str(runs)))
+    composed = pd.read_parquet(tmp_path / "out" / "p3_qc_unseen_f1" / "oof_predictions.parquet")
+    assert list(composed["language"]) == languages and list(composed["probability"]) == [0.1, 0.9]
+    composed = pd.read_parquet(tmp_path / "out" / "p3_qc_ref_f0" / "oof_predictions.parquet")
+    assert list(composed["language"]) == languages and list(composed["probability"]) == [0.9, 0.9]
+    with pytest.raises(SystemExit, match="2 members held"):
+        ul.compose(ul.Arguments(output_dir=str(tmp_path / "out2"), compose=f"{arms}+unseen{languages[0]}",
+                                names="a", runs_dir=str(runs)))

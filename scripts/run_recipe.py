@@ -168,7 +168,7 @@ def load_pipeline(path: str) -> dict:
         for stage_name in submission_stages(submission):
             if stage_name not in names:
                 _fail(path, f"submission.stage: {stage_name!r} is not a stage ({names})")
-            for task in next(s for s in pipe["stages"] if s["name"] == stage_name)["tasks"]:
+            for task in stage_named(pipe, stage_name)["tasks"]:
                 if task in trained_by:
                     _fail(path, f"submission.stage: task {task!r} is trained by stages {trained_by[task]!r} and "
                           f"{stage_name!r}; list one stage per task")
@@ -182,6 +182,10 @@ def submission_stages(submission: dict) -> list:
     """`stage: cv` or, for per-task settings, one stage per task: `stage: [cv_qc, cv_qi]`."""
     stage = submission.get("stage")
     return list(stage) if isinstance(stage, list) else [stage]
+
+
+def stage_named(pipe: dict, name: str) -> dict:
+    return next(s for s in pipe["stages"] if s["name"] == name)
 
 
 def resolve(path: str) -> str:
@@ -383,7 +387,7 @@ def main(argv=None) -> list:
     # 4. Submission: the fold ensemble of one stage (or one stage per task), thresholds tuned on its OOF rows -----
     submission = pipe.get("submission")
     if submission and not args.skip_submission:
-        stages = [next(s for s in pipe["stages"] if s["name"] == n) for n in submission_stages(submission)]
+        stages = [stage_named(pipe, n) for n in submission_stages(submission)]
         submit_tasks, fold_adapters = [], []
         for stage in stages:
             folds = [k for k in (cv_folds if stage["folds"] == "all" else stage["folds"]) if k >= 0]

@@ -125,9 +125,14 @@ for name in "$@"; do
           translate43) data=${data}_en; extra=(--use_translation true --seed 43) ;;  # against seed43
           # languages never trained on: the folds with every row of those languages out of every fold's training
           # rows (benchmarks/unseen_languages.py writes outputs/folds_qc_dev_unseenfrja and the _en_ copy); they are
-          # still scored in their own validation fold. translateunseen*: the same with query - query_en.
-          unseen*) data=${data}_${rest} ;;
-          translateunseen*) data=${data}_en_${rest#translate}; extra=(--use_translation true) ;;
+          # still scored in their own validation fold. translateunseen*: the same with query - query_en. A trailing
+          # number is the training seed (unseenfrja43: seed 43).
+          unseen*|translateunseen*)
+            local held=${rest#translate} seed=42
+            [[ $held =~ ^(.*[a-z])([0-9]+)$ ]] && { held=${BASH_REMATCH[1]}; seed=${BASH_REMATCH[2]}; }
+            extra=(--seed "$seed")
+            if [ "${rest#translate}" = "$rest" ]; then data=${data}_${held}
+            else data=${data}_en_${held}; extra+=(--use_translation true); fi ;;
           seed43|seed44) extra=(--seed "${rest#seed}") ;;  # the reference under another seed: run-to-run variation
           # another seed on the reference's rows (QI draws its 8,000 / 2,000 rows with the seed): pairable with ref
           init43|init44) extra=(--seed "${rest#init}" --data_seed 42) ;;

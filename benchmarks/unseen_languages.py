@@ -36,6 +36,9 @@ import datasets
 import pandas as pd
 from transformers import HfArgumentParser
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.fresh_rows import OOF_FILE, RUN_FILES  # noqa: E402  (the files of a phase-3 run folder)
+
 
 @dataclass
 class Arguments:
@@ -125,15 +128,15 @@ def compose(args: Arguments) -> None:
                 if len(members) != 1:
                     raise SystemExit(f"--compose {'+'.join(arm)}: {len(members)} members held {lang} out; need one")
                 run = os.path.join(args.runs_dir, f"p3_{args.task}_{members[0]}_f{fold}")
-                frame = pd.read_parquet(os.path.join(run, "oof_predictions.parquet"))
+                frame = pd.read_parquet(os.path.join(run, OOF_FILE))
                 frames.append(frame[frame["language"] == lang])
             out = os.path.join(args.output_dir, f"p3_{args.task}_{name}_f{fold}")
             os.makedirs(out, exist_ok=True)
             first = os.path.join(args.runs_dir, f"p3_{args.task}_{arm[0]}_f{fold}")
-            for file in ("metrics.json", "relevance_config.json", "command.txt", "code_version.txt", "wall_s.txt"):
+            for file in RUN_FILES:
                 if os.path.isfile(os.path.join(first, file)):
                     shutil.copy(os.path.join(first, file), out)
-            pd.concat(frames, ignore_index=True).to_parquet(os.path.join(out, "oof_predictions.parquet"))
+            pd.concat(frames, ignore_index=True).to_parquet(os.path.join(out, OOF_FILE))
             with open(os.path.join(out, "composed.json"), "w") as f:
                 json.dump({"members": {m: held[m] for m in arm}, "languages": kept,
                            "command": "python " + " ".join(sys.argv)}, f, indent=2)

@@ -32,12 +32,12 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
-import datasets
 import pandas as pd
 from transformers import HfArgumentParser
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.fresh_rows import OOF_FILE, RUN_FILES  # noqa: E402  (the files of a phase-3 run folder)
+from utils_data import load_folded_dataset  # noqa: E402
 
 
 @dataclass
@@ -75,7 +75,7 @@ class Arguments:
 
 
 def main(args: Arguments) -> dict:
-    dataset = datasets.load_from_disk(args.dataset_name)
+    dataset = load_folded_dataset(args.dataset_name)
     folded = dataset[args.split]
     present = set(folded["language"])
     missing = [lang for lang in args.languages if lang not in present]
@@ -122,14 +122,15 @@ def compose(args: Arguments) -> None:
         raise SystemExit("--compose: no member held any language out (benchmarks/unseen_languages.py datasets)")
     for name, arm in zip(args.names, args.compose):
         for fold in folds[0]:
-            frames = []
+            frames, oof = [], {}  # oof: each member run's rows, read once
             for lang in kept:
                 members = [m for m in arm if lang in held[m]] or (arm if len(arm) == 1 else [])
                 if len(members) != 1:
                     raise SystemExit(f"--compose {'+'.join(arm)}: {len(members)} members held {lang} out; need one")
-                run = os.path.join(args.runs_dir, f"p3_{args.task}_{members[0]}_f{fold}")
-                frame = pd.read_parquet(os.path.join(run, OOF_FILE))
-                frames.append(frame[frame["language"] == lang])
+                if members[0] not in oof:
+                    run = os.path.join(args.runs_dir, f"p3_{args.task}_{members[0]}_f{fold}")
+                    oof[members[0]] = pd.read_parquet(os.path.join(run, OOF_FILE))
+                frames.append(oof[members[0]][oof[members[0]]["language"] == lang])
             out = os.path.join(args.output_dir, f"p3_{args.task}_{name}_f{fold}")
             os.makedirs(out, exist_ok=True)
             first = os.path.join(args.runs_dir, f"p3_{args.task}_{arm[0]}_f{fold}")

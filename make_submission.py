@@ -1220,3 +1220,4 @@ def main(argv=None):
 
 if __name__ == "__main__":
     utils_data.run_cli(main)
+    PartialState().destroy_process_group()  # once per process, as run_relevance.py does (docs/scaling.md)

@@ -1044,3 +1044,9 @@ def make_parser() -> TrlParser:
 
 if __name__ == "__main__":
     run_cli(main, parse=make_parser().parse_args_and_config)
+    # Once per process, after the last collective: a gloo rank that exits with its process group alive can abort
+    # (SIGABRT) while Python shuts down, failing a finished run (docs/scaling.md).
+    from accelerate import PartialState
+
+    PartialState().wait_for_everyone()
+    PartialState().destroy_process_group()

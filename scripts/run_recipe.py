@@ -102,14 +102,19 @@ class DriverArguments:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+class PipelineError(ValueError):
+    """A mistake in the pipeline file, the flags or the Hub connection: one line and exit code 1, no traceback
+    (RELEVANCE_DEBUG=1 shows it), like the scripts' own user errors."""
+
+
 def _fail(path, message):
-    raise ValueError(f"{path}: {message}")
+    raise PipelineError(f"{path}: {message}")
 
 
 def load_pipeline(path: str) -> dict:
     """Read and check a pipeline YAML; every error names the file and the field."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"pipeline file {path} not found")
+        raise PipelineError(f"pipeline file {path} not found; give a pipeline YAML (examples in recipes/pipelines/)")
     with open(path) as f:
         pipe = yaml.safe_load(f)
     if not isinstance(pipe, dict):
@@ -255,7 +260,7 @@ class Step:
 
 
 def _missing(path):
-    raise FileNotFoundError(f"accelerate config {path} not found (relative paths: to the current directory or "
+    raise PipelineError(f"accelerate config {path} not found (relative paths: to the current directory or "
                             "the repository root)")
 
 
@@ -284,9 +289,20 @@ def main(argv=None) -> list:
 
     api = None
     if namespace:
-        from huggingface_hub import HfApi
+        from huggingface_hub import HfApi, constants as hf_constants
 
         api = HfApi()
+        if hf_constants.HF_HUB_OFFLINE:
+            raise PipelineError(f"Hub namespace {namespace}: HF_HUB_OFFLINE is set, and a Hub namespace needs the Hub "
+                                "(resume checks, pushes); unset it, or run without a Hub namespace (local folders only)")
+        try:  # one request first: an unreachable Hub is one line here, not a traceback from the first check
+            api.repo_exists(f"{namespace}/{name}-folds-{next(iter(pipe['data']))}", repo_type="dataset")
+        except Exception as err:  # the HTTP client's own errors (connection refused, timeout, offline mode)
+            raise PipelineError(
+                f"Hub namespace {namespace}: the Hub at {api.endpoint} could not be reached ({type(err).__name__}: "
+                f"{str(err).splitlines()[0]}); check the network, HF_ENDPOINT, HF_HUB_OFFLINE and HF_TOKEN, or run "
+                "without a Hub namespace (local folders only)"
+            ) from err
     logger.info(
         "pipeline %s (%s): output %s, accelerate config %s, Hub %s", name, args.pipeline, out, accelerate_config,
         f"namespace {namespace}" if namespace else "off (local folders only)",
@@ -313,7 +329,7 @@ def main(argv=None) -> list:
             if source.get(key) and not os.path.isfile(resolve(source[key])):
                 message = f"{args.pipeline}: data.{task}.{key}: {source[key]} not found"
                 if not args.dry_run:
-                    raise FileNotFoundError(message)
+                    raise PipelineError(message)
                 logger.warning("%s (edit the pipeline before a real run)", message)
         cmd = [python, resolve("make_folds.py"), "--train_file", resolve(source["train_file"]),
                "--output_dir", folds_dir, *to_cli(pipe.get("folds"))]
@@ -355,9 +371,8 @@ def main(argv=None) -> list:
         folds = cv_folds if stage["folds"] == "all" else stage["folds"]
         seeds = stage.get("seeds") or [None]
         for tasks, fold, (index, seed) in itertools.product(run_groups(stage), folds, enumerate(seeds)):
-            task, run_name = ",".join(tasks), "-".join(tasks)
-            run_dir = os.path.join(out, stage["name"], run_name, run_folder(fold, seed))
-            repo_id = f"{namespace}/{name}-{stage['name']}-{run_name}-{run_folder(fold, seed)}" if namespace else None
+            task, run = ",".join(tasks), run_folder(fold, seed)
+            run_dir, repo_id = run_location(out, namespace, name, stage["name"], "-".join(tasks), run)
             for t in tasks:
                 adapters.setdefault((stage["name"], t, fold), []).append(repo_id or run_dir)
             if only_stages and stage["name"] not in only_stages:
@@ -373,7 +388,7 @@ def main(argv=None) -> list:
                 cmd += ["--resume_from_checkpoint", "last"]  # an interrupted run goes on from its checkpoint
             if stage.get("init_from"):
                 cmd += ["--init_adapter", init_adapter(args.pipeline, stage, tasks, fold, adapters, index)]
-            step = Step(f"{stage['name']} {task} {run_folder(fold, seed)}", cmd, env=dict(train_env))
+            step = Step(f"{stage['name']} {task} {run}", cmd, env=dict(train_env))
             if not args.overwrite:
                 if repo_id and run_is_on_hub(api, repo_id, fold):
                     step.skip_reason = f"adapter on the Hub ({repo_id})"
@@ -392,16 +407,14 @@ def main(argv=None) -> list:
         for stage in stages:
             folds = [k for k in (cv_folds if stage["folds"] == "all" else stage["folds"]) if k >= 0]
             if not folds:
-                raise ValueError(f"{args.pipeline}: submission.stage {stage['name']} has no CV fold (only -1)")
+                raise PipelineError(f"{args.pipeline}: submission.stage {stage['name']} has no CV fold (only -1)")
             # make_submission.py replaces {task} in every path, so one call scores both tasks and writes
             # submit.zip; a multitask stage's adapters serve both tasks. With seeds, every fold's seeds: their OOF
             # rows are averaged like the test rows. One stage per task: 'qc=PATH' items, each task its own set.
             run_name = "-".join(stage["tasks"]) if stage.get("multitask") else "{task}"
             runs = [run_folder(k, seed) for k in folds for seed in stage.get("seeds") or [None]]
-            if namespace:
-                paths = [f"{namespace}/{name}-{stage['name']}-{run_name}-{run}" for run in runs]
-            else:
-                paths = [os.path.join(out, stage["name"], run_name, run) for run in runs]
+            locations = [run_location(out, namespace, name, stage["name"], run_name, run) for run in runs]
+            paths = [repo_id or run_dir for run_dir, repo_id in locations]
             if len(stages) > 1:
                 paths = [f"{task}={p.replace('{task}', task)}" for task in stage["tasks"] for p in paths]
             submit_tasks += stage["tasks"]
@@ -419,6 +432,13 @@ def _other(task: str) -> str:
     return "qi" if task == "qc" else "qc"
 
 
+def run_location(out: str, namespace, name: str, stage_name: str, run_name: str, run: str) -> tuple:
+    """A run's local folder OUT/{stage}/{run_name}/{run} and, with a Hub namespace, its repo id (else None).
+    run_name: the task (`qc`), `qc-qi` for a multitask run, or `{task}` for make_submission.py to fill in."""
+    run_dir = os.path.join(out, stage_name, run_name, run)
+    return run_dir, (f"{namespace}/{name}-{stage_name}-{run_name}-{run}" if namespace else None)
+
+
 def run_groups(stage: dict) -> list:
     """The task tuple of each run of a stage: [("qc",), ("qi",)], or [("qc", "qi")] for a multitask stage."""
     return [tuple(stage["tasks"])] if stage.get("multitask") else [(task,) for task in stage["tasks"]]
@@ -434,13 +454,13 @@ def init_adapter(pipeline: str, stage: dict, tasks: tuple, fold: int, adapters: 
         keys = ((stage["init_from"], init_task, fold), (stage["init_from"], init_task, -1))
         sources = next((adapters[key] for key in keys if key in adapters), None)
         if sources is None:
-            raise ValueError(
+            raise PipelineError(
                 f"{pipeline}: stage {stage['name']} ({task}, fold {fold}) starts from stage {stage['init_from']}, "
                 f"which has no {init_task} run for fold {fold} nor for all rows (-1)"
             )
         wanted.add(sources[index % len(sources)])
     if len(wanted) > 1:
-        raise ValueError(
+        raise PipelineError(
             f"{pipeline}: multitask stage {stage['name']} (fold {fold}) would start from {len(wanted)} adapters of "
             f"stage {stage['init_from']}: make that stage multitask too, or leave out init_from"
         )
@@ -507,4 +527,9 @@ def write_timings(out, timings):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except PipelineError as err:
+        if os.environ.get("RELEVANCE_DEBUG", "") not in ("", "0"):
+            raise
+        sys.exit(f"{os.path.basename(sys.argv[0])}: error: {err}")

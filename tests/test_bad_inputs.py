@@ -40,6 +40,7 @@ FIXTURES = {
     "model/config.json": b"{}",  # a folder where a model goes; these commands stop before they read it
     "submit_missing.txt": _jsonl([{k: v for k, v in row.items() if k != "task"} | {"prediction": 1}
                                   for row in _TEST_ROWS[:2]]),  # id 3 missing
+    "pipeline_typo.yaml": b"name: demo\nouput_dir: outputs/demo\n",  # output_dir misspelt
 }
 
 
@@ -106,7 +107,8 @@ def results(request, hub_server, tmp_path_factory):
 
 def test_the_doc_has_rows_for_every_script():
     scripts = {shlex.split(command.split("python ", 1)[1])[0] for _, command, _, _, _ in ROWS}
-    assert scripts == {"make_folds.py", "make_submission.py", "run_relevance.py", "run_translate.py"}
+    assert scripts == {"make_folds.py", "make_submission.py", "run_relevance.py", "run_translate.py",
+                       "scripts/run_recipe.py"}
     assert len(ROWS) >= 20 and len({command for _, command, _, _, _ in ROWS}) == len(ROWS)
     assert sum("--init_adapter" in command for _, command, _, _, _ in ROWS) >= 5
 

@@ -144,7 +144,14 @@ for name in "$@"; do
           # TAPT (the winners' init): the other task's fold-0 reference adapter (LoRA + score head) as the start of
           # every fold; the tasks' folds are separate datasets, so no row leaks. Run p3_qi_ref_f0 / p3_qc_ref_f0 first.
           tapt) extra=(--init_adapter "$RUNS/p3_$([ "$task" = qi ] && echo qc || echo qi)_ref_f0") ;;
-          rows16k) rows=(--max_train_samples 16000 --max_eval_samples 2000) ;;  # QI: twice the reference's rows (a superset), same validation rows
+          # N training rows, one epoch (a seeded subset; smaller N: a subset of larger N), the reference's validation
+          # rows: rows16k on QI is twice the reference's rows; on QC (about 7,400 training rows a fold) rows1330 and
+          # rows2660 are about 18 % and 36 % of them (the learning curve of session 18). rows2660seed43: seed 43 draws
+          # the rows and trains
+          rows[0-9]*)
+            local n=${rest#rows}
+            [[ $n =~ ^([0-9]+k?)seed([0-9]+)$ ]] && { n=${BASH_REMATCH[1]}; extra=(--seed "${BASH_REMATCH[2]}"); }
+            rows=(--max_train_samples "${n/k/000}" "${rows[@]:2}") ;;
           # QI: 12 layers on three times the reference's rows (a superset), one seed: the training time of l12 x 3 seeds
           l12rows24k) extra=(--num_hidden_layers 12); rows=(--max_train_samples 24000 --max_eval_samples 2000) ;;
           *) echo "unknown phase-3 arm $rest" >&2; exit 2 ;;

@@ -351,3 +351,42 @@ def test_unseen_languages_are_never_trained_on_and_still_scored(tmp_path):
     with pytest.raises(SystemExit, match="2 members held"):
         ul.compose(ul.Arguments(output_dir=str(tmp_path / "out2"), compose=f"{arms}+unseen{languages[0]}",
                                 names="a", runs_dir=str(runs)))
+
+
+def test_learning_curve_sorts_arms_by_rows_and_extrapolates_the_last_step(tmp_path):
+    """benchmarks/learning_curve.py: arms sorted by training rows whatever the order given, each step's AUC gain
+    over the step's doublings, and the rows a target AUC needs if the last step's gain per doubling held."""
+    import json
+
+    from benchmarks import learning_curve as lc
+
+    rng = np.random.RandomState(0)
+    labels = rng.randint(0, 2, 400)
+    noise = rng.normal(size=400)
+    signal = {"rows100": 0.2, "rows200": 0.6, "ref": 1.0}  # more rows, more signal: AUC rises
+    for arm, rows in (("rows100", 100), ("rows200", 200), ("ref", 800)):
+        for fold in (0, 1):
+            run = tmp_path / f"p3_qc_{arm}_f{fold}"
+            run.mkdir()
+            (run / "metrics.json").write_text(json.dumps({"train": {"train_rows": rows, "train_runtime": 1.0},
+                                                          "eval": {}}))
+            half = slice(0, 200) if fold == 0 else slice(200, 400)
+            pd.DataFrame({"id": [str(i) for i in range(400)][half], "language": "en", "fold": fold,
+                          "label": labels[half], "probability": 1 / (1 + np.exp(-(signal[arm] * labels[half]
+                                                                                   + noise[half])))}
+                         ).to_parquet(run / "oof_predictions.parquet")
+    result = lc.main(lc.Arguments(task="qc", arms="ref,rows100,rows200", runs_dir=str(tmp_path), bootstrap=50,
+                                  target_auc=0.99, output_file=str(tmp_path / "curve.md")))
+    points = result["points"]
+    assert [p["arm"] for p in points] == ["rows100", "rows200", "ref"]
+    assert [p["doublings"] for p in points[1:]] == [1.0, 2.0]
+    aucs = [p["auc"] for p in points]
+    assert aucs == sorted(aucs) and aucs[0] == roc_auc_score(labels, 1 / (1 + np.exp(-(0.2 * labels + noise))))
+    last = points[-1]
+    assert last["per_doubling"] == pytest.approx((aucs[2] - aucs[1]) / 2)
+    assert last["per_doubling_ci"][0] <= last["per_doubling"] <= last["per_doubling_ci"][1]
+    expected_rows = 800 * 2 ** ((0.99 - aucs[2]) / last["per_doubling"])
+    assert result["extrapolation"]["rows"] == pytest.approx(expected_rows)
+    assert (tmp_path / "curve.md").read_text().count("| rows") == 2 and (tmp_path / "curve.json").is_file()
+    assert lc.rows_for(0.75, 0.70, 1000, 0.025) == pytest.approx(4000)
+    assert lc.rows_for(0.75, 0.70, 1000, -0.01) is None and lc.rows_for(0.75, 0.80, 1000, 0.01) == 1000

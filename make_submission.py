@@ -1138,10 +1138,10 @@ def main(argv=None):
     tasks = utils_data.parse_tasks(data_args.task)
     if not data_args.dataset_name or not model_args.adapters:
         raise UserError("--dataset_name and --adapters are required (or --check_only)")
-    os.makedirs(pred_args.output_dir, exist_ok=True)
 
-    # 2. Adapters of each task (checked before any model loads) and the tokenizer.
+    # 2. Adapters of each task (checked before any model loads or any folder is made) and the tokenizer.
     plan = {task: plan_adapters(task, model_args) for task in tasks}
+    os.makedirs(pred_args.output_dir, exist_ok=True)
     tokenizer = load_tokenizer(plan[tasks[0]], model_args.trust_remote_code)
 
     written, loaded_key, base_model = {}, None, None

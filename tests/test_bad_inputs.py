@@ -14,7 +14,9 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
+from safetensors.numpy import save as save_safetensors
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOC = REPO_ROOT / "docs" / "bad_inputs.md"
@@ -41,6 +43,13 @@ FIXTURES = {
     "submit_missing.txt": _jsonl([{k: v for k, v in row.items() if k != "task"} | {"prediction": 1}
                                   for row in _TEST_ROWS[:2]]),  # id 3 missing
     "pipeline_typo.yaml": b"name: demo\nouput_dir: outputs/demo\n",  # output_dir misspelt
+    # a trained adapter as make_submission.py checks it (settings, a 2-row score head), its base model given relative
+    # to another directory
+    "adapter/relevance_config.json": json.dumps({"tasks": ["qc"], "num_labels": 2, "template": "instruct",
+                                                 "max_length": 96, "base_model_name_or_path": ".cache/no/model"}
+                                                ).encode(),
+    "adapter/adapter_model.safetensors": save_safetensors({"base_model.model.score.weight": np.zeros((2, 4),
+                                                                                                    np.float32)}),
 }
 
 

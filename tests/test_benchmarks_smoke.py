@@ -353,9 +353,10 @@ def test_unseen_languages_are_never_trained_on_and_still_scored(tmp_path):
                                 names="a", runs_dir=str(runs)))
 
 
-def test_learning_curve_sorts_arms_by_rows_and_extrapolates_the_last_step(tmp_path):
+def test_learning_curve_sorts_arms_by_rows_and_fits_one_slope_over_the_series(tmp_path):
     """benchmarks/learning_curve.py: arms sorted by training rows whatever the order given, each step's AUC gain
-    over the step's doublings, and the rows a target AUC needs if the last step's gain per doubling held."""
+    over the step's doublings, one slope of AUC on log2(rows) over the series (each its own intercept), and the rows
+    at which that line reaches the target."""
     import json
 
     from benchmarks import learning_curve as lc
@@ -363,30 +364,40 @@ def test_learning_curve_sorts_arms_by_rows_and_extrapolates_the_last_step(tmp_pa
     rng = np.random.RandomState(0)
     labels = rng.randint(0, 2, 400)
     noise = rng.normal(size=400)
-    signal = {"rows100": 0.2, "rows200": 0.6, "ref": 1.0}  # more rows, more signal: AUC rises
-    for arm, rows in (("rows100", 100), ("rows200", 200), ("ref", 800)):
+    # more rows, more signal: AUC rises; the seed-43 series is a shifted copy
+    signal = {"rows100": 0.2, "rows200": 0.6, "ref": 1.0, "rows100seed43": 0.4, "seed43": 1.2}
+    rows = {"rows100": 100, "rows200": 200, "ref": 800, "rows100seed43": 100, "seed43": 800}
+    for arm in signal:
         for fold in (0, 1):
             run = tmp_path / f"p3_qc_{arm}_f{fold}"
             run.mkdir()
-            (run / "metrics.json").write_text(json.dumps({"train": {"train_rows": rows, "train_runtime": 1.0},
+            (run / "metrics.json").write_text(json.dumps({"train": {"train_rows": rows[arm], "train_runtime": 1.0},
                                                           "eval": {}}))
             half = slice(0, 200) if fold == 0 else slice(200, 400)
+            probability = 1 / (1 + np.exp(-(signal[arm] * labels[half] + noise[half])))
             pd.DataFrame({"id": [str(i) for i in range(400)][half], "language": "en", "fold": fold,
-                          "label": labels[half], "probability": 1 / (1 + np.exp(-(signal[arm] * labels[half]
-                                                                                   + noise[half])))}
+                          "label": labels[half], "probability": probability}
                          ).to_parquet(run / "oof_predictions.parquet")
-    result = lc.main(lc.Arguments(task="qc", arms="ref,rows100,rows200", runs_dir=str(tmp_path), bootstrap=50,
-                                  target_auc=0.99, output_file=str(tmp_path / "curve.md")))
-    points = result["points"]
-    assert [p["arm"] for p in points] == ["rows100", "rows200", "ref"]
-    assert [p["doublings"] for p in points[1:]] == [1.0, 2.0]
-    aucs = [p["auc"] for p in points]
+    result = lc.main(lc.Arguments(task="qc", arms="ref,rows100,rows200;seed43,rows100seed43", runs_dir=str(tmp_path),
+                                  bootstrap=50, target_auc=0.99, output_file=str(tmp_path / "curve.md")))
+    first, second = result["series"]
+    assert [p["arm"] for p in first] == ["rows100", "rows200", "ref"]
+    assert [p["arm"] for p in second] == ["rows100seed43", "seed43"]
+    assert [p["doublings"] for p in first[1:]] == [1.0, 2.0]
+    aucs = [p["auc"] for p in first]
     assert aucs == sorted(aucs) and aucs[0] == roc_auc_score(labels, 1 / (1 + np.exp(-(0.2 * labels + noise))))
-    last = points[-1]
-    assert last["per_doubling"] == pytest.approx((aucs[2] - aucs[1]) / 2)
-    assert last["per_doubling_ci"][0] <= last["per_doubling"] <= last["per_doubling_ci"][1]
-    expected_rows = 800 * 2 ** ((0.99 - aucs[2]) / last["per_doubling"])
-    assert result["extrapolation"]["rows"] == pytest.approx(expected_rows)
-    assert (tmp_path / "curve.md").read_text().count("| rows") == 2 and (tmp_path / "curve.json").is_file()
+    assert first[2]["per_doubling"] == pytest.approx((aucs[2] - aucs[1]) / 2)
+    assert first[2]["per_doubling_ci"][0] <= first[2]["per_doubling"] <= first[2]["per_doubling_ci"][1]
+    fit = result["fit"]
+    x = [[np.log2(100), np.log2(200), np.log2(800)], [np.log2(100), np.log2(800)]]
+    assert fit["slope_per_doubling"] == pytest.approx(lc.within_series_slope(x, [aucs, [p["auc"] for p in second]]))
+    assert fit["slope_ci"][0] <= fit["slope_per_doubling"] <= fit["slope_ci"][1]
+    assert fit["rows_for_target"] == pytest.approx(
+        lc.rows_for(0.99, fit["fitted_auc_top"], 800, fit["slope_per_doubling"]))
+    assert (tmp_path / "curve.md").read_text().count("| rows") == 3 and (tmp_path / "curve.json").is_file()
+    # the fit: a seed's offset is not a row effect; the rows a target takes at a rate
+    assert lc.within_series_slope([[0, 1, 2], [0, 1]], [[0.5, 0.6, 0.7], [0.6, 0.7]]) == pytest.approx(0.1)
     assert lc.rows_for(0.75, 0.70, 1000, 0.025) == pytest.approx(4000)
     assert lc.rows_for(0.75, 0.70, 1000, -0.01) is None and lc.rows_for(0.75, 0.80, 1000, 0.01) == 1000
+    with pytest.raises(SystemExit, match="as many rows"):
+        lc.main(lc.Arguments(task="qc", arms="rows100,rows100seed43", runs_dir=str(tmp_path), bootstrap=10))

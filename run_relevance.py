@@ -1048,5 +1048,6 @@ if __name__ == "__main__":
     # (SIGABRT) while Python shuts down, failing a finished run (docs/scaling.md).
     from accelerate import PartialState
 
-    PartialState().wait_for_everyone()
-    PartialState().destroy_process_group()
+    state = PartialState()
+    state.wait_for_everyone()
+    state.destroy_process_group()

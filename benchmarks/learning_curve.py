@@ -116,8 +116,10 @@ def main(args: Arguments) -> dict:
     # the same fit on each arm's mean per-fold AUC: pooling also counts the folds' score offsets against each other
     slope_folds = within_series_slope(x, [[np.mean(list(p["auc_per_fold"].values())) for p in points]
                                           for points in series])
+    # each series alone: how far the seeds' own slopes are apart (the interval above covers rows, not seeds)
+    slope_each = [within_series_slope([xs], [[p["auc"] for p in points]]) for points, xs in zip(series, x)]
     fit = {"slope_per_doubling": slope, "slope_ci": slope_ci, "rows_top": 2 ** top, "fitted_auc_top": fitted_top,
-           "slope_per_doubling_mean_fold_auc": slope_folds,
+           "slope_per_doubling_mean_fold_auc": slope_folds, "slope_per_doubling_each_series": slope_each,
            "target_auc": args.target_auc,
            "rows_for_target": rows_for(args.target_auc, fitted_top, 2 ** top, slope),
            "rows_for_target_at_best": rows_for(args.target_auc, fitted_top, 2 ** top, slope_ci[1])}
@@ -142,7 +144,8 @@ def main(args: Arguments) -> dict:
               f"{fitted_top:.3f} at {2 ** top:,.0f} rows. AUC {args.target_auc} on that line: about "
               f"{fmt_rows(fit['rows_for_target'])} training rows per fold (at the interval's upper end, "
               f"{fmt_rows(fit['rows_for_target_at_best'])}); a lower bound wherever the gain per doubling shrinks. "
-              f"The same fit on the mean of the per-fold AUCs: {slope_folds:+.3f} per doubling.",
+              f"The same fit on the mean of the per-fold AUCs: {slope_folds:+.3f} per doubling; each series alone: "
+              f"{', '.join(f'{v:+.3f}' for v in slope_each)}.",
               "", "Runs (command and code version beside each run's outputs):", ""]
     for points in series:
         for p in points:

@@ -394,6 +394,7 @@ def test_learning_curve_sorts_arms_by_rows_and_fits_one_slope_over_the_series(tm
     assert fit["slope_ci"][0] <= fit["slope_per_doubling"] <= fit["slope_ci"][1]
     fold_means = [[np.mean(list(p["auc_per_fold"].values())) for p in points] for points in (first, second)]
     assert fit["slope_per_doubling_mean_fold_auc"] == pytest.approx(lc.within_series_slope(x, fold_means))
+    assert fit["slope_per_doubling_each_series"][1] == pytest.approx((second[1]["auc"] - second[0]["auc"]) / 3)
     assert fit["rows_for_target"] == pytest.approx(
         lc.rows_for(0.99, fit["fitted_auc_top"], 800, fit["slope_per_doubling"]))
     assert (tmp_path / "curve.md").read_text().count("| rows") == 3 and (tmp_path / "curve.json").is_file()

@@ -41,6 +41,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+import psutil
 import yaml
 from transformers import HfArgumentParser
 
@@ -170,14 +171,16 @@ def choose_threads(environ=os.environ) -> tuple:
 
     The demo runs one model at a time, where 2 threads beat 1 on an idle 2-core machine; with another busy process
     on the second core, 2 threads made translation 3.8x slower than 1 (threads wait for each other). So: the cores
-    this process may use minus the 1-minute load average (processes already running), at least 1.
+    this process may use minus the cores busy over the last second, at least 1. Not the load average: it lags a
+    minute behind, so a job that just ended (a test run) cost the demo a thread.
     """
     for name in ("DEMO_THREADS", "OMP_NUM_THREADS"):
         if environ.get(name):
             return int(environ[name]), f"{name}={environ[name]}"
-    cores, load = len(os.sched_getaffinity(0)), os.getloadavg()[0]
-    threads = max(1, cores - round(load))
-    return threads, f"{cores} core(s), 1-minute load average {load:.2f}: {threads} free (DEMO_THREADS=N to force)"
+    cores = len(os.sched_getaffinity(0))
+    busy = psutil.cpu_percent(interval=1.0) / 100 * psutil.cpu_count()
+    threads = max(1, cores - round(busy))
+    return threads, f"{cores} core(s), {busy:.1f} busy over the last second: {threads} free (DEMO_THREADS=N to force)"
 
 
 # One fp32 matmul in a child (torch stays out of this process): this shared VM ran the same code up to 2x slower on

@@ -184,20 +184,23 @@ def test_demo_sigterm_stops_the_driver_and_the_hub(tiny_model, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "environ, cores, load, threads",
+    "environ, cores, busy, threads",
     [
         ({}, 2, 0.05, 2),  # idle 2-core machine: one model at a time runs faster on both cores
         ({}, 2, 1.02, 1),  # another single-threaded job on the second core: 2 threads were 3.8x slower
-        ({}, 2, 0.6, 1),  # rounded: a job that started a few seconds ago already counts
-        ({}, 2, 4.7, 1),  # overloaded: never fewer than one
+        ({}, 2, 0.6, 1),  # rounded: a job that started half a second ago already counts
+        ({}, 2, 2.0, 1),  # both cores busy: never fewer than one
         ({}, 8, 2.4, 6),
         ({"DEMO_THREADS": "2"}, 2, 1.0, 2),  # forced, whatever the load
         ({"OMP_NUM_THREADS": "3"}, 2, 0.0, 3),
     ],
 )
-def test_demo_threads_are_the_free_cores(monkeypatch, environ, cores, load, threads):
+def test_demo_threads_are_the_free_cores(monkeypatch, environ, cores, busy, threads):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
-    monkeypatch.setattr(os, "getloadavg", lambda: (load, 0.0, 0.0))
+    monkeypatch.setattr(demo.psutil, "cpu_count", lambda: cores)
+    monkeypatch.setattr(demo.psutil, "cpu_percent", lambda interval: 100 * busy / cores)
+    # the load average lags a minute behind: a job that just ended must not cost the demo a thread
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores, cores, cores))
     chosen, why = demo.choose_threads(environ)
     assert chosen == threads
     assert why.startswith(("DEMO_THREADS=", "OMP_NUM_THREADS=")) == bool(environ)
